@@ -1,0 +1,1 @@
+"""SQL memory (SQLModel): every run, message, problem, attempt, skill profile and policy version; export."""

@@ -1,0 +1,1 @@
+"""The domain: math problems, answer extraction and verification, procedural curricula, skill profiles."""
