@@ -1,0 +1,78 @@
+"""Plain-terminal progress for `coevo run` when no TUI is used: round, episodes, tokens/s and
+accuracy so far, driven by the event stream (the same events the TUI consumes)."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from coevo.society.events import (
+    AttemptGraded,
+    Event,
+    RoundFinished,
+    RoundStarted,
+    TrainingFinished,
+    TrainingStarted,
+)
+
+
+class RunProgress:
+    def __init__(self, rounds: int, first_round: int, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.rounds = self.progress.add_task("rounds", total=rounds, completed=first_round, info="")
+        self.episodes = self.progress.add_task("episodes", total=None, info="")
+        self.attempts = 0
+        self.correct = 0
+        self.tokens = 0
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> RunProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RoundStarted):
+            self.progress.reset(self.episodes, total=event.episodes, info="")
+            self.progress.update(self.episodes, description=f"round {event.round}")
+        elif isinstance(event, AttemptGraded):
+            self.attempts += 1
+            self.correct += event.correct
+            if event.attempt_index == 0:
+                self.progress.advance(self.episodes)
+        elif isinstance(event, RoundFinished):
+            self.tokens += event.tokens
+            rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+            self.progress.advance(self.rounds)
+            self.progress.update(
+                self.rounds,
+                info=f"last acc {event.accuracy:.1%} | overall {self.correct / max(self.attempts, 1):.1%}"
+                f" | {rate:.0f} tok/s",
+            )
+            self.console.log(
+                f"round {event.round}: accuracy {event.accuracy:.1%} ({event.correct}/{event.attempts}), "
+                f"{event.tokens} tokens in {event.seconds:.1f}s"
+            )
+        elif isinstance(event, TrainingStarted):
+            self.console.log(f"training {event.agent} with {event.trainer} on {event.examples} examples...")
+        elif isinstance(event, TrainingFinished):
+            if event.ok:
+                metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(event.metrics.items()))
+                self.console.log(f"trained {event.agent} → {event.new_version} ({metrics})")
+            else:
+                self.console.log(f"[red]training {event.agent} failed[/red]: {event.error}; previous policy kept")
