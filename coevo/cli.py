@@ -95,9 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runs", _runs, "List runs with their status and last committed round.")
     p.add_argument("--root", default="runs", help="directory holding run directories (default: runs)")
 
-    p = add("demo", _demo, "Run the demo society (configs/demo.yaml) on the built-in model.")
+    p = add(
+        "demo",
+        _demo,
+        "Run the demo society (configs/demo.yaml) on the built-in model, then compare the Solver's "
+        "held-out accuracy before and after training.",
+    )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--run-dir", default=None)
+    p.add_argument("--run-dir", default=None, help="default: runs/demo (overwritten)")
+    p.add_argument("--eval-limit", type=int, default=300, help="held-out problems per policy (default 300)")
 
     p = add("eval", _eval, "Evaluate an agent's policy on a dataset; prints accuracy with a 95% CI.")
     p.add_argument("--run", default=None, help="run directory (its engine config and adapters are used)")

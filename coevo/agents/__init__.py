@@ -1,1 +1,2 @@
-"""The five roles (Teacher, Solver, Generator, Coach, Student) as autogen-agentchat agents on coevo engines."""
+"""The five roles (Teacher, Solver, Generator, Coach, Student) as autogen-agentchat agents
+on coevo engines."""

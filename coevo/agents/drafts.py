@@ -13,7 +13,9 @@ MAX_QUESTION_CHARS = 2000
 
 # A section header on its own line: "Problem:", "**Problem:**", "New problem:", ... The trailing
 # whitespace match stops at the line end so an empty section still leaves the next header's newline.
-_PROBLEM = re.compile(r"(?:^|\n)[ \t]*\**(?:new\s+)?(?:problem|question)\**[ \t]*[:：]\**[ \t]*", re.IGNORECASE)
+_PROBLEM = re.compile(
+    r"(?:^|\n)[ \t]*\**(?:new\s+)?(?:problem|question)\**[ \t]*[:：]\**[ \t]*", re.IGNORECASE
+)
 _ANSWER = re.compile(r"(?:^|\n)[ \t]*\**(?:final\s+)?answer\**[ \t]*[:：]\**[ \t]*", re.IGNORECASE)
 _SOLUTION = re.compile(r"(?:^|\n)[ \t]*\**solution\**[ \t]*[:：]\**[ \t]*", re.IGNORECASE)
 

@@ -31,7 +31,9 @@ def generator_messages(question: str, failed_response: str, version: str = "v1")
 
 @dataclass
 class Generator(LLMRole):
-    async def propose(self, problem: Problem, failed_response: str, seed: int | None) -> ProblemDraft | DraftError:
+    async def propose(
+        self, problem: Problem, failed_response: str, seed: int | None
+    ) -> ProblemDraft | DraftError:
         """A new problem draft, or the reason the output could not be used (kept as a failure)."""
         result = await self.complete(
             generator_messages(problem.question, failed_response, self.prompt_version), seed=seed

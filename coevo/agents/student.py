@@ -19,7 +19,9 @@ STUDENT_PROMPTS: dict[str, str] = {
 }
 
 
-def exam_messages(example_question: str, rationale: str, exam_question: str, version: str = "v1") -> list[ChatMessage]:
+def exam_messages(
+    example_question: str, rationale: str, exam_question: str, version: str = "v1"
+) -> list[ChatMessage]:
     return [
         {"role": "system", "content": STUDENT_PROMPTS[version]},
         {"role": "user", "content": example_question},

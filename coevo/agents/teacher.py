@@ -74,7 +74,10 @@ TEACHER_REFINE_PROMPTS: dict[str, str] = {
 
 def refine_task(problem: Problem, failed_response: str | None) -> str:
     attempt = (failed_response or "(no answer)").strip()[:2000]
-    return f"Original problem: {problem.question}\nCorrect answer: {problem.answer}\n\nStudent's attempt:\n{attempt}"
+    return (
+        f"Original problem: {problem.question}\nCorrect answer: {problem.answer}\n\n"
+        f"Student's attempt:\n{attempt}"
+    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from coevo.agents.solver import Attempt, Solver
 from coevo.agents.teacher import Zone, zone
@@ -70,7 +70,7 @@ async def run_episode(
     seed: int,
 ) -> EpisodeResult:
     rng = random.Random(seed)
-    common = {"run_id": run_id, "round": round_index, "episode": index}
+    common: dict[str, Any] = {"run_id": run_id, "round": round_index, "episode": index}
     events: list[Event] = [
         ProblemPosed(
             **common,

@@ -20,7 +20,7 @@ from coevo.society.events import (
 
 
 class RunProgress:
-    def __init__(self, rounds: int, first_round: int, console: Console | None = None) -> None:
+    def __init__(self, rounds: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -30,7 +30,7 @@ class RunProgress:
             TimeElapsedColumn(),
             console=self.console,
         )
-        self.rounds = self.progress.add_task("rounds", total=rounds, completed=first_round, info="")
+        self.rounds = self.progress.add_task("rounds", total=rounds, info="")
         self.episodes = self.progress.add_task("episodes", total=None, info="")
         self.attempts = 0
         self.correct = 0
@@ -48,6 +48,7 @@ class RunProgress:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RoundStarted):
+            self.progress.update(self.rounds, completed=event.round)  # a resumed run starts mid-way
             self.progress.reset(self.episodes, total=event.episodes, info="")
             self.progress.update(self.episodes, description=f"round {event.round}")
         elif isinstance(event, AttemptGraded):
@@ -75,4 +76,6 @@ class RunProgress:
                 metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(event.metrics.items()))
                 self.console.log(f"trained {event.agent} → {event.new_version} ({metrics})")
             else:
-                self.console.log(f"[red]training {event.agent} failed[/red]: {event.error}; previous policy kept")
+                self.console.log(
+                    f"[red]training {event.agent} failed[/red]: {event.error}; previous policy kept"
+                )

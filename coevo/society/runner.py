@@ -10,7 +10,6 @@ transcript however the episodes interleave.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coevo.agents.base import Policy
+from coevo.agents.base import LLMRole
 from coevo.agents.solver import Solver
 from coevo.agents.teacher import LLMTeacher, ProceduralTeacher
 from coevo.engines.base import Engine, SamplingParams
@@ -29,16 +28,11 @@ from coevo.society.episode import EpisodePlan, EpisodeResult, run_episode
 from coevo.society.events import Event, RoundFinished, RoundStarted, RunFinished
 from coevo.tasks.curriculum import make_curriculum
 from coevo.tasks.problem import Problem
+from coevo.tasks.procedural import derive_seed
 from coevo.tasks.profiles import skill_profile
 
 # Keys of the resumable run state kept in memory beside each round.
 PENDING_KEY = "pending_problems"
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from any parts; stable across processes (unlike hash())."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass
@@ -64,10 +58,19 @@ class Society:
     teacher: ProceduralTeacher | LLMTeacher
     solver: Solver
     plan: EpisodePlan
+    # Engines this society created (and so closes); engines handed in belong to the caller.
+    owned: frozenset[str] = frozenset()
+
+    def roles(self) -> dict[str, LLMRole]:
+        """The LLM-backed agents by name."""
+        roles: dict[str, LLMRole] = {self.solver.name: self.solver}
+        if isinstance(self.teacher, LLMRole):
+            roles[self.teacher.name] = self.teacher
+        return roles
 
     async def close(self) -> None:
-        for engine in self.engines.values():
-            await engine.close()
+        for name in sorted(self.owned):
+            await self.engines[name].close()
 
 
 def episode_plan(config: SocietyConfig) -> EpisodePlan:
@@ -90,10 +93,6 @@ def episode_plan(config: SocietyConfig) -> EpisodePlan:
     )
 
 
-def sampling_params(overrides: dict[str, Any] | None) -> SamplingParams:
-    return SamplingParams(**(overrides or {}))
-
-
 def build_society(config: SocietyConfig, engines: dict[str, Engine] | None = None) -> Society:
     """Create engines (unless given, e.g. a replay engine in tests) and the agents on them."""
     from coevo.engines.factory import make_engine
@@ -109,7 +108,7 @@ def build_society(config: SocietyConfig, engines: dict[str, Engine] | None = Non
     solver = Solver(
         name=plan.solver,
         engine=live[solver_cfg.engine],
-        sampling=sampling_params(solver_cfg.sampling),
+        sampling=SamplingParams(**solver_cfg.sampling),
         prompt_version=solver_cfg.prompt_version,
     )
     teacher_cfg = config.agents[plan.teacher]
@@ -128,10 +127,17 @@ def build_society(config: SocietyConfig, engines: dict[str, Engine] | None = Non
         teacher = LLMTeacher(
             name=plan.teacher,
             engine=live[teacher_cfg.engine],
-            sampling=sampling_params(teacher_cfg.sampling),
+            sampling=SamplingParams(**teacher_cfg.sampling),
             prompt_version=teacher_cfg.prompt_version,
         )
-    return Society(config=config, engines=live, teacher=teacher, solver=solver, plan=plan)
+    return Society(
+        config=config,
+        engines=live,
+        teacher=teacher,
+        solver=solver,
+        plan=plan,
+        owned=frozenset(live.keys() - (engines or {}).keys()),
+    )
 
 
 class SocietyRunner:
@@ -172,10 +178,20 @@ class SocietyRunner:
 
     # --- rounds ----------------------------------------------------------------------------
 
-    def publish(self, event: Event, batch: RoundBatch | None = None) -> None:
-        if batch is not None:
-            batch.add_event(event)
+    def publish(self, event: Event, batch: RoundBatch) -> None:
+        """An event of the round being built: stored with the round's commit, shown at once."""
+        batch.add_event(event)
         self.bus.publish(event)
+
+    def publish_now(self, event: Event) -> None:
+        """An event between rounds (training, adapters): stored and shown at once."""
+        self.store.add_events(self.run_id, [event])
+        self.bus.publish(event)
+
+    def trainable_roles(self) -> dict[str, LLMRole]:
+        return {
+            name: role for name, role in self.society.roles().items() if self.config.agents[name].trainable
+        }
 
     def pose(self, round_index: int) -> list[Problem]:
         """This round's problems: refined problems waiting from earlier rounds first, then new ones."""
@@ -295,13 +311,13 @@ class SocietyRunner:
             if self.on_round is not None:
                 self.on_round(report)
             await train_due(self, round_index)
-        self.publish(
-            RunFinished(run_id=self.run_id, round=self.config.schedule.rounds - 1, sender="scheduler",
-                        rounds=self.config.schedule.rounds)
+        self.publish_now(
+            RunFinished(
+                run_id=self.run_id,
+                round=self.config.schedule.rounds - 1,
+                sender="scheduler",
+                rounds=self.config.schedule.rounds,
+            )
         )
         self.bus.close()
         return reports
-
-
-def initial_policy() -> Policy:
-    return Policy()

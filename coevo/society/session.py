@@ -90,7 +90,14 @@ async def run_society(
             config_json=config.model_dump_json(),
             seed=config.seed,
             agents=[
-                {"name": n, "role": a.role, "engine": a.engine, "trainable": a.trainable}
+                {
+                    "name": n,
+                    "role": a.role,
+                    # A procedural Teacher runs on no engine: it computes its problems.
+                    "engine": a.engine or "procedural",
+                    "model": config.engines[a.engine].model if a.engine else None,
+                    "trainable": a.trainable,
+                }
                 for n, a in config.agents.items()
             ],
         )

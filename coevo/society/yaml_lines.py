@@ -1,0 +1,92 @@
+"""YAML loading that remembers where every value came from, so config errors can name a line.
+
+PyYAML's composed node tree carries start marks; we construct the plain Python data from the
+same tree and record, for every key path, the line of its key (or of the list item). A path
+that is not in the map (a missing field) falls back to its nearest recorded parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from coevo.society.config_errors import ConfigError, ConfigIssue
+
+PathPart = str | int
+KeyPath = tuple[PathPart, ...]
+# A line in the file (1-based), or "--set" for a value that came from a command-line override.
+Line = int | Literal["--set"]
+
+
+@dataclass
+class LineMap:
+    """Key path → line, plus the paths whose values were replaced by `--set` overrides."""
+
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    overridden: set[KeyPath] = field(default_factory=set)
+
+    def line_of(self, path: Iterable[PathPart]) -> Line | None:
+        parts = tuple(path)
+        # Everything under an overridden value came from the command line.
+        for end in range(len(parts), -1, -1):
+            if parts[:end] in self.overridden:
+                return "--set"
+        for end in range(len(parts), -1, -1):
+            if parts[:end] in self.lines:
+                return self.lines[parts[:end]]
+        return None
+
+
+def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
+    """Parse one YAML document; raise ConfigError with file:line:col on a syntax error or duplicate key."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None:
+            message += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        raise ConfigError(source, [ConfigIssue(path="", line=line, column=column, message=message)]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue(path="", message=str(exc))]) from None
+    finally:
+        loader.dispose()
+    lines = LineMap()
+    issues: list[ConfigIssue] = []
+    if node is not None:
+        lines.lines[()] = node.start_mark.line + 1
+        _record(node, (), lines.lines, issues)
+    if issues:
+        raise ConfigError(source, issues)
+    return data, lines
+
+
+def _record(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], issues: list[ConfigIssue]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                # PyYAML silently keeps the last value; a repeated key is almost always a mistake.
+                issues.append(
+                    ConfigIssue(
+                        path=".".join(map(str, (*path, key))),
+                        line=line,
+                        message=f"duplicate key (first defined on line {seen[key]})",
+                    )
+                )
+            seen[key] = line
+            lines[(*path, key)] = line
+            _record(value_node, (*path, key), lines, issues)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            _record(item, (*path, index), lines, issues)

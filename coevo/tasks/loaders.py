@@ -1,0 +1,266 @@
+"""Dataset loaders: GSM8K-style and MATH-style JSONL, any JSONL with a field mapping, Hugging Face
+`datasets` (where a hub is reachable), and `load_dataset_spec`, which resolves the names the
+command line accepts.
+
+Names: "gsm8k" and "mathdial" → `<data dir>/<name>/<split>.jsonl`, where the data dir is `$COEVO_DATA`
+or the first `shared/data` (or `data`) folder found walking up from the working directory or from
+this package; "procedural-heldout" → the built-in held-out set; "hf:<name>[:<config>]" → the hub;
+anything else is a file path whose format is detected from its fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from coevo.tasks.answers import last_boxed
+from coevo.tasks.problem import Problem, Provenance
+
+NAMED_DATASETS = ("gsm8k", "mathdial")
+_CALCULATOR_RE = re.compile(r"<<[^>]*>>")
+
+Row = Mapping[str, Any]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or read; the message says what to do."""
+
+
+def find_data_dir() -> Path | None:
+    """`$COEVO_DATA`, else the nearest `shared/data` or `data` folder above the cwd or this package
+    that holds a known dataset."""
+    env = os.environ.get("COEVO_DATA")
+    if env:
+        return Path(env)
+    starts = [Path.cwd().resolve(), Path(__file__).resolve().parent]
+    for start in starts:
+        for folder in (start, *start.parents):
+            for candidate in (folder / "shared" / "data", folder / "data"):
+                if any((candidate / name).is_dir() for name in NAMED_DATASETS):
+                    return candidate
+    return None
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Row]]:
+    if not path.is_file():
+        raise DatasetError(f"dataset file not found: {path}")
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise DatasetError(f"{path}: a .json dataset must hold a list of objects")
+        yield from enumerate(data)
+        return
+    with path.open(encoding="utf-8") as handle:
+        for index, line in enumerate(handle):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{index + 1}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}:{index + 1}: each line must be a JSON object")
+            yield index, row
+
+
+def _field(row: Row, name: str, where: str) -> str:
+    if name not in row:
+        raise DatasetError(f"{where}: missing field {name!r} (fields: {', '.join(map(str, row))})")
+    return str(row[name])
+
+
+def _problem(
+    question: str, answer: str, dataset: str, row: int, solution: str | None = None, **extra: Any
+) -> Problem:
+    return Problem(
+        id=Problem.make_id(question, answer),
+        question=question,
+        answer=answer,
+        solution=solution,
+        provenance=Provenance(source="dataset", author=dataset, details={"dataset": dataset, "row": row}),
+        **extra,
+    )
+
+
+def _take(problems: Iterable[Problem], limit: int | None) -> list[Problem]:
+    out: list[Problem] = []
+    for problem in problems:
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(problem)
+    return out
+
+
+def gsm8k_problem(row: Row, index: int, dataset: str = "gsm8k", where: str = "gsm8k") -> Problem:
+    """Reference = the text after `####`, commas removed; solution = the worked text without the
+    calculator annotations `<<...>>`."""
+    question, text = _field(row, "question", where), _field(row, "answer", where)
+    if "####" not in text:
+        raise DatasetError(f"{where}: row {index}: the answer has no '#### N' final line")
+    worked, final = text.rsplit("####", 1)
+    answer = final.strip().replace(",", "")
+    return _problem(question, answer, dataset, index, _CALCULATOR_RE.sub("", worked).strip())
+
+
+def load_gsm8k(path: str | Path, limit: int | None = None) -> list[Problem]:
+    path = Path(path)
+    return _take((gsm8k_problem(row, i, where=str(path)) for i, row in _rows(path)), limit)
+
+
+def math_problem(row: Row, index: int, dataset: str = "math", where: str = "math") -> Problem:
+    """`problem` plus `answer`, or the last `\\boxed{}` of `solution`; `type`/`level` become the
+    skill and difficulty when present."""
+    question = _field(row, "problem", where)
+    solution = str(row["solution"]) if "solution" in row else None
+    answer = str(row["answer"]).strip() if "answer" in row else None
+    if answer is None and solution is not None:
+        answer = last_boxed(solution)
+    if not answer:
+        raise DatasetError(f"{where}: row {index}: no `answer` field and no \\boxed{{}} in `solution`")
+    extra: dict[str, Any] = {}
+    if row.get("type"):
+        extra["skills"] = [str(row["type"])]
+    level = re.search(r"\d+", str(row.get("level", "")))
+    if level:
+        extra["difficulty"] = {"level": float(level.group(0))}
+    return _problem(question, answer.strip(), dataset, index, solution, **extra)
+
+
+def load_math(path: str | Path, limit: int | None = None) -> list[Problem]:
+    path = Path(path)
+    return _take((math_problem(row, i, where=str(path)) for i, row in _rows(path)), limit)
+
+
+def load_jsonl(
+    path: str | Path,
+    question_field: str,
+    answer_field: str,
+    *,
+    solution_field: str | None = None,
+    skills_field: str | None = None,
+    answer_parser: Callable[[str], str] | None = None,
+    dataset: str | None = None,
+    limit: int | None = None,
+) -> list[Problem]:
+    """Any JSONL (or JSON list) with a field mapping; `answer_parser` turns the answer field into
+    the reference answer (default: the field, stripped)."""
+    path = Path(path)
+    name = dataset or path.stem
+
+    def build(index: int, row: Row) -> Problem:
+        raw = _field(row, answer_field, str(path))
+        answer = answer_parser(raw) if answer_parser else raw.strip()
+        skills = row.get(skills_field) if skills_field else None
+        return _problem(
+            _field(row, question_field, str(path)),
+            answer,
+            name,
+            index,
+            str(row[solution_field]) if solution_field and solution_field in row else None,
+            **({"skills": [str(s) for s in skills]} if isinstance(skills, list) else {}),
+        )
+
+    return _take((build(i, row) for i, row in _rows(path)), limit)
+
+
+def _mathdial_answer(ground_truth: str) -> str:
+    """MathDial's worked solutions end with a line holding only the final answer."""
+    return ground_truth.strip().splitlines()[-1].strip().replace(",", "")
+
+
+def load_hf(
+    name: str,
+    split: str = "test",
+    *,
+    config: str | None = None,
+    question_field: str = "question",
+    answer_field: str = "answer",
+    limit: int | None = None,
+) -> list[Problem]:
+    """A Hugging Face hub dataset (needs network or a local `datasets` cache). GSM8K-style answers
+    (`#### N`) and MATH-style rows (`problem`) are recognised; other rows use the field names."""
+    try:
+        import datasets
+    except ImportError:
+        raise DatasetError(
+            "loading from the hub needs the `datasets` package (pip install datasets)"
+        ) from None
+    try:
+        rows = datasets.load_dataset(name, config, split=split)
+    except Exception as exc:  # offline, unknown name, bad split: all reported the same way
+        raise DatasetError(
+            f"could not load {name!r} (split {split!r}) from the Hugging Face hub: "
+            f"{type(exc).__name__}: {exc}. Offline? Use a local JSONL file instead."
+        ) from None
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    return [
+        _detect_row(dict(row), i, f"hf:{name}", question_field, answer_field) for i, row in enumerate(rows)
+    ]
+
+
+def _detect_row(row: Row, index: int, dataset: str, question_field: str, answer_field: str) -> Problem:
+    if "problem" in row and question_field not in row:
+        return math_problem(row, index, dataset, dataset)
+    if "####" in str(row.get(answer_field, "")) and answer_field == "answer":
+        return gsm8k_problem(row, index, dataset, dataset)
+    if "ground_truth" in row and answer_field not in row:
+        answer = _mathdial_answer(str(row["ground_truth"]))
+        return _problem(
+            _field(row, question_field, dataset), answer, dataset, index, str(row["ground_truth"])
+        )
+    return _problem(
+        _field(row, question_field, dataset), _field(row, answer_field, dataset).strip(), dataset, index
+    )
+
+
+def load_file(path: str | Path, limit: int | None = None) -> list[Problem]:
+    """A local .jsonl/.json file, its format (GSM8K, MATH, MathDial, or question/answer) detected
+    from its fields."""
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".json"):
+        raise DatasetError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl or .json)")
+    dataset = path.parent.name if path.stem in ("train", "test", "validation") else path.stem
+    return _take((_detect_row(row, i, dataset, "question", "answer") for i, row in _rows(path)), limit)
+
+
+def load_dataset_spec(
+    name_or_path: str,
+    split: str = "test",
+    limit: int | None = None,
+    *,
+    skills: Sequence[str] | None = None,
+    seed: int = 0,
+) -> list[Problem]:
+    """Problems for a dataset name or path (see the module docstring); `skills` and `seed` apply to
+    the procedural held-out set."""
+    if name_or_path == "procedural-heldout":
+        from coevo.tasks.heldout import heldout_set
+
+        return heldout_set(n=limit or 300, skills=skills, seed=seed)
+    if name_or_path.startswith("hf:"):
+        name, _, config = name_or_path[3:].partition(":")
+        return load_hf(name, split, config=config or None, limit=limit)
+    if name_or_path in NAMED_DATASETS:
+        root = find_data_dir()
+        if root is None:
+            raise DatasetError(
+                f"dataset {name_or_path!r}: no data folder found; set COEVO_DATA to the folder holding "
+                f"{name_or_path}/{split}.jsonl"
+            )
+        path = root / name_or_path / f"{split}.jsonl"
+        if not path.is_file():
+            splits = sorted(p.stem for p in (root / name_or_path).glob("*.jsonl"))
+            raise DatasetError(f"dataset {name_or_path!r} has no split {split!r} in {root}; splits: {splits}")
+        return load_file(path, limit)
+    path = Path(name_or_path)
+    if path.exists():
+        return load_file(path, limit)
+    raise DatasetError(
+        f"unknown dataset {name_or_path!r}: not a file, and not one of "
+        f"{', '.join((*NAMED_DATASETS, 'procedural-heldout'))} or hf:<name>"
+    )

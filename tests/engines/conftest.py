@@ -1,0 +1,39 @@
+"""Engine fixtures: one in-process vLLM engine per test session (it takes tens of seconds to start),
+and a second LoRA adapter with different weights for testing adapter replacement."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from coevo.engines.vllm_engine import VLLMEngine
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vllm_engine(builtin_model_path: str) -> AsyncIterator[VLLMEngine]:
+    """The built-in model on vLLM, shared by every test in the session; skipped without vLLM."""
+    from coevo.engines.factory import vllm_available
+
+    ok, reason = vllm_available()
+    if not ok:
+        pytest.skip(reason)
+    engine = VLLMEngine(builtin_model_path)
+    yield engine
+    await engine.close()
+
+
+@pytest.fixture(scope="session")
+def second_lora_adapter(lora_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `lora_adapter` fixture with its B matrices negated: same shape, different output."""
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("lora2") / "adapter"
+    shutil.copytree(lora_adapter, out)
+    weights_file = out / "adapter_model.safetensors"
+    weights = load_file(weights_file)
+    save_file({k: (-v if "lora_B" in k else v) for k, v in weights.items()}, weights_file)
+    return out

@@ -1,0 +1,72 @@
+"""The engine factory: kind validation, `auto` selection, option errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import coevo.engines.factory as factory
+from coevo.engines.base import EngineError
+from coevo.engines.factory import ENGINE_KINDS, make_engine, resolve_kind
+from coevo.engines.replay import ReplayEngine
+
+
+class RecordingEngine:
+    """Stands in for a backend class so `auto` can be tested without loading a model."""
+
+    def __init__(self, model: str, **options: Any) -> None:
+        self.model = model
+        self.options = options
+
+
+def test_unknown_kind_lists_the_kinds() -> None:
+    with pytest.raises(EngineError, match=r"unknown engine kind 'tpu'.*vllm.*transformers.*openai.*replay"):
+        make_engine("tpu", "builtin:smollm2-135m-instruct")
+    assert set(ENGINE_KINDS) == {"auto", "vllm", "transformers", "openai", "replay"}
+
+
+def test_auto_picks_vllm_when_it_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(factory, "vllm_available", lambda: (True, "vllm imports"))
+    assert resolve_kind("auto") == ("vllm", "vllm imports")
+
+
+def test_auto_falls_back_to_transformers_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import coevo.engines.transformers_engine as transformers_engine
+
+    monkeypatch.setattr(factory, "vllm_available", lambda: (False, "vllm is not installed"))
+    monkeypatch.setattr(transformers_engine, "TransformersEngine", RecordingEngine)
+    kind, reason = resolve_kind("auto")
+    assert kind == "transformers"
+    assert "vllm is not installed" in reason
+    engine = make_engine("auto", "some-model", max_batch_size=4)
+    assert isinstance(engine, RecordingEngine)
+    assert engine.options == {"max_batch_size": 4}
+
+
+def test_vllm_available_reports_on_this_machine() -> None:
+    ok, reason = factory.vllm_available()
+    assert isinstance(ok, bool) and reason
+
+
+def test_explicit_kinds_pass_through() -> None:
+    for kind in ("vllm", "transformers", "openai", "replay"):
+        assert resolve_kind(kind) == (kind, "requested")
+
+
+def test_replay_via_factory() -> None:
+    engine = make_engine("replay", "m", responses={"hi": "hello"})
+    assert isinstance(engine, ReplayEngine)
+    with pytest.raises(EngineError, match="needs responses"):
+        make_engine("replay", "m")
+
+
+def test_openai_needs_a_base_url() -> None:
+    with pytest.raises(EngineError, match="base_url"):
+        make_engine("openai", "m")
+
+
+def test_unknown_builtin_model_lists_the_builtins() -> None:
+    pytest.importorskip("vllm")
+    with pytest.raises(EngineError, match="built-in models: builtin:smollm2-135m-instruct"):
+        make_engine("vllm", "builtin:no-such-model")

@@ -1,0 +1,127 @@
+"""Durability: a real run process is killed with SIGKILL at several points (before its first
+commit, right after a commit, mid-round), resumed each time with `--resume` semantics, and the
+final database must equal an uninterrupted run's, row for row (timestamps and ids aside)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("replay_society.py")
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = [
+    "runs",
+    "agents",
+    "messages",
+    "problems",
+    "attempts",
+    "skill_profiles",
+    "run_state",
+    "policy_versions",
+]
+# Columns that differ between two correct runs: surrogate ids, wall-clock times, the run id
+# (derived from the run directory's path).
+VOLATILE = {"id", "run", "run_id", "created_at", "updated_at", "started_at", "finished_at", "seconds"}
+DELAY_S = 0.12  # per engine request, so a round takes about a second
+
+
+def _start(run_dir: Path, resume: bool) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mode = "resume" if resume else "new"
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(run_dir), mode, str(DELAY_S)], env=env, cwd=ROOT
+    )
+
+
+def _last_round(run_dir: Path) -> int:
+    db = run_dir / "coevo.db"
+    if not db.exists():
+        return -2
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            row = conn.execute("SELECT last_round FROM runs").fetchone()
+    except sqlite3.OperationalError:
+        return -2  # tables not created yet
+    return -2 if row is None else int(row[0])
+
+
+def _wait_for(predicate: Any, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run process exited early with {proc.returncode}")
+        time.sleep(0.02)
+    pytest.fail("timed out waiting for the run")
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in sorted(value.items()) if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _rows(run_dir: Path) -> dict[str, list[Any]]:
+    with sqlite3.connect(run_dir / "coevo.db") as conn:
+        conn.row_factory = sqlite3.Row
+        out = {}
+        for table in TABLES:
+            rows = [_clean(dict(r)) for r in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+            out[table] = rows
+        return out
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    proc = _start(reference, resume=False)
+    assert proc.wait(timeout=300) == 0
+
+    run = tmp_path / "killed"
+    # 1: during round 0, before anything was committed.
+    proc = _start(run, resume=False)
+    _wait_for(lambda: _last_round(run) == -1, 120, proc)
+    time.sleep(DELAY_S * 2)
+    _kill(proc)
+    assert _last_round(run) == -1
+    # 2: right after a round commits.
+    proc = _start(run, resume=True)
+    _wait_for(lambda: _last_round(run) >= 1, 120, proc)
+    _kill(proc)
+    # 3: in the middle of the next round.
+    committed = _last_round(run)
+    proc = _start(run, resume=True)
+    _wait_for(lambda: _last_round(run) > committed, 120, proc)
+    time.sleep(DELAY_S * 3)
+    _kill(proc)
+    # Finish.
+    proc = _start(run, resume=True)
+    assert proc.wait(timeout=300) == 0
+
+    expected, actual = _rows(reference), _rows(run)
+    for table in TABLES:
+        assert len(actual[table]) == len(expected[table]), table
+        for i, (a, e) in enumerate(zip(actual[table], expected[table], strict=True)):
+            assert a == e, f"{table} row {i} differs"

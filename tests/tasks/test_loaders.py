@@ -1,0 +1,127 @@
+"""Dataset loaders on the real files in ../shared/data, and on small hand-written rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from coevo.tasks.answers import grade
+from coevo.tasks.loaders import (
+    DatasetError,
+    find_data_dir,
+    load_dataset_spec,
+    load_file,
+    load_gsm8k,
+    load_hf,
+    load_jsonl,
+    load_math,
+)
+from coevo.tasks.problem import Problem
+
+
+def test_gsm8k_test_split(shared_data: Path) -> None:
+    problems = load_gsm8k(shared_data / "gsm8k" / "test.jsonl")
+    assert len(problems) == 1319
+    first = problems[0]
+    assert first.question.startswith("Janet")
+    assert first.answer == "18"
+    assert first.solution is not None and "<<" not in first.solution and "####" not in first.solution
+    assert first.id == Problem.make_id(first.question, first.answer)
+    assert first.provenance.details == {"dataset": "gsm8k", "row": 0}
+    assert all("," not in p.answer for p in problems)
+    assert len({p.id for p in problems}) == 1319
+
+
+def test_gsm8k_answers_grade_their_own_solutions(shared_data: Path) -> None:
+    """The reference solution text ("... #### N") grades as correct against the reference."""
+    for problem in load_gsm8k(shared_data / "gsm8k" / "train.jsonl", limit=200):
+        assert grade(f"{problem.solution}\nThe answer is {problem.answer}.", problem.answer).correct
+
+
+def test_named_specs(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COEVO_DATA", raising=False)
+    assert find_data_dir() == shared_data
+    assert len(load_dataset_spec("gsm8k", "train", limit=7)) == 7
+    mathdial = load_dataset_spec("mathdial", "test", limit=3)
+    assert mathdial[0].answer == "10"
+    assert len(load_dataset_spec("procedural-heldout", limit=12)) == 12
+    with pytest.raises(DatasetError, match="splits"):
+        load_dataset_spec("gsm8k", "validation")
+    monkeypatch.setenv("COEVO_DATA", str(shared_data))
+    assert find_data_dir() == shared_data
+
+
+def test_path_spec_detects_the_format(shared_data: Path) -> None:
+    problems = load_dataset_spec(str(shared_data / "gsm8k" / "test_socratic.jsonl"), limit=2)
+    assert problems[0].answer == "18"
+
+
+def test_math_style(tmp_path: Path) -> None:
+    path = tmp_path / "math.jsonl"
+    rows = [
+        {
+            "problem": "Simplify $\\frac{2}{4}$.",
+            "solution": "It is $\\boxed{\\frac{1}{2}}$.",
+            "level": "Level 2",
+            "type": "Prealgebra",
+        },
+        {"problem": "What is $1+1$?", "answer": "2"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    problems = load_math(path)
+    assert problems[0].answer == "\\frac{1}{2}"
+    assert problems[0].skills == ["Prealgebra"]
+    assert problems[0].difficulty == {"level": 2.0}
+    assert problems[1].answer == "2"
+    assert [p.id for p in load_file(path)] == [p.id for p in problems]
+    assert grade("so \\boxed{0.5}", problems[0].answer).correct
+
+
+def test_generic_jsonl_with_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "custom.jsonl"
+    path.write_text(json.dumps({"q": "2+3?", "a": " Result: 5 ", "tags": ["add_carry"]}) + "\n\n")
+    (problem,) = load_jsonl(
+        path, "q", "a", skills_field="tags", answer_parser=lambda s: s.split(":")[1].strip()
+    )
+    assert (problem.question, problem.answer, problem.skills) == ("2+3?", "5", ["add_carry"])
+    assert problem.provenance.details["dataset"] == "custom"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"question": "q"}', "missing field")],
+)
+def test_bad_files_are_clear_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        load_file(path)
+
+
+def test_unknown_specs(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        load_dataset_spec("no-such-dataset")
+    with pytest.raises(DatasetError, match="not found"):
+        load_gsm8k(tmp_path / "missing.jsonl")
+    (tmp_path / "x.csv").write_text("a,b")
+    with pytest.raises(DatasetError, match="unsupported"):
+        load_dataset_spec(str(tmp_path / "x.csv"))
+
+
+def test_hub_unreachable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stands in for the hub being offline (the real call retries for ~25 s before failing)."""
+    fake = types.ModuleType("datasets")
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Couldn't reach the Hub")
+
+    fake.load_dataset = offline  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    with pytest.raises(DatasetError, match="Offline"):
+        load_hf("openai/gsm8k", "test")
+    with pytest.raises(DatasetError, match="Offline"):
+        load_dataset_spec("hf:openai/gsm8k:main")
