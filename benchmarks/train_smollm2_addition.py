@@ -84,7 +84,8 @@ def load(base: str, adapter: Path | None) -> tuple[Any, Any]:
         return model.eval(), tokenizer
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(adapter)).eval(), tokenizer
+    # Merged, generation runs at the base model's speed.
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval(), tokenizer
 
 
 def accuracy(base: str, adapter: Path | None, held_out: list[ProblemRec]) -> tuple[float, str]:
@@ -104,6 +105,17 @@ def sampled_attempts(base: str, train: list[ProblemRec], k: int) -> list[Attempt
     ]
 
 
+def synthetic_attempts(train: list[ProblemRec], rng: random.Random) -> list[AttemptRec]:
+    """One wrong answer per problem in the Solver's format (off by 1–10): no generation needed,
+    for a machine too loaded to sample attempts; every pair then has the reference as chosen."""
+    attempts = []
+    for p in train:
+        wrong = int(p.answer) + rng.choice([-1, 1]) * rng.randint(1, 10)
+        text = f"{p.question[8:-1]} = {wrong}.\nThe answer is {wrong}."
+        attempts.append(AttemptRec(p.problem_id, p.question, p.answer, p.solution, text, False, 0))
+    return attempts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,6 +124,8 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 2e-4, 5e-4])
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--k", type=int, default=4, help="sampled attempts per problem for DPO pairs")
+    parser.add_argument("--synthetic-rejected", action="store_true", help="DPO pairs without sampling")
+    parser.add_argument("--skip-base", action="store_true", help="do not evaluate the base model")
     args = parser.parse_args()
 
     import torch
@@ -121,13 +135,18 @@ def main() -> None:
     seen: set[tuple[int, int]] = set()
     train = additions(100, random.Random(0), seen)
     held_out = additions(50, random.Random(1), seen)
-    acc, sample = accuracy(base, None, held_out)
-    print(f"base: accuracy {acc:.2f}  e.g. {sample!r}", flush=True)
+    if not args.skip_base:
+        acc, sample = accuracy(base, None, held_out)
+        print(f"base: accuracy {acc:.2f}  e.g. {sample!r}", flush=True)
 
     pairs: list[dict[str, Any]] = []
     if args.method in ("dpo", "both"):
         start = time.perf_counter()
-        attempts = sampled_attempts(base, train, args.k)
+        attempts = (
+            synthetic_attempts(train, random.Random(2))
+            if args.synthetic_rejected
+            else sampled_attempts(base, train, args.k)
+        )
         pairs = build_dpo_pairs(attempts, 2, random.Random(0))
         rate = sum(a.correct for a in attempts) / len(attempts)
         print(

@@ -53,7 +53,8 @@ def _import_async_llm() -> tuple[type[AsyncLLM], Any]:
 
 
 class VLLMEngine:
-    """In-process vLLM. Construct once per process (start-up takes tens of seconds on CPU).
+    """In-process vLLM. Construct once per process: the constructor blocks for start-up (tens
+    of seconds on CPU) and starts vLLM's worker processes, which `close()` ends.
 
     The engine binds to the asyncio event loop that first calls `generate`; vLLM's output
     handler is a task on that loop, so using the engine from another loop is refused.
@@ -100,7 +101,8 @@ class VLLMEngine:
         self._adapters: dict[str, LoRARequest] = {}
         self._lora_ids = itertools.count(1)  # vLLM requires ids >= 1
         self._request_ids = itertools.count()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # AsyncLLM starts its output handler on the running loop, if any, when it is built.
+        self._loop: asyncio.AbstractEventLoop | None = _running_loop()
 
     @property
     def adapters(self) -> dict[str, str]:
@@ -122,7 +124,8 @@ class VLLMEngine:
 
     async def load_adapter(self, name: str, path: str | Path) -> None:
         engine = self._engine()
-        folder = Path(path)
+        # Absolute, because vLLM's worker processes load the adapter, not this one.
+        folder = Path(path).resolve()
         if not (folder / "adapter_config.json").exists():
             raise EngineError(f"{folder} is not a PEFT LoRA adapter folder (no adapter_config.json)")
         from vllm.lora.request import LoRARequest
@@ -202,6 +205,13 @@ class VLLMEngine:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _sampling_params(params: SamplingParams) -> Any:

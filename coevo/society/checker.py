@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import random
 import tempfile
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from coevo.engines.base import ChatMessage, Engine, SamplingParams

@@ -80,7 +80,7 @@ def runs_command(args: argparse.Namespace) -> int:
                 summary = store.rounds_summary(run.id)
                 accuracy = f"{summary[-1].accuracy:.1%}" if summary else "-"
                 done = f"{run.last_round + 1}/{total}"
-                print(f"{str(db.parent):<32} {run.status:<10} {done:>8}  {accuracy}")
+                print(f"{db.parent!s:<32} {run.status:<10} {done:>8}  {accuracy}")
         finally:
             store.close()
     return 0
@@ -100,6 +100,6 @@ def demo_command(args: argparse.Namespace) -> int:
     code = _run(config, run_dir, resume=False, force=True)
     if code != 0:
         return code
-    from coevo.tasks.commands import compare_policies
+    from coevo.society.evaluation import compare_policies
 
     return compare_policies(run_dir, agent="solver", limit=args.eval_limit)

@@ -15,7 +15,11 @@ from coevo.engines.vllm_engine import VLLMEngine
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def vllm_engine(builtin_model_path: str) -> AsyncIterator[VLLMEngine]:
-    """The built-in model on vLLM, shared by every test in the session; skipped without vLLM."""
+    """The built-in model on vLLM, shared by every test in the session; skipped without vLLM.
+
+    It is bound to the session event loop: tests using it need
+    `@pytest.mark.asyncio(loop_scope="session")`.
+    """
     from coevo.engines.factory import vllm_available
 
     ok, reason = vllm_available()

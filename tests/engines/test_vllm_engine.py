@@ -11,7 +11,8 @@ import pytest
 from coevo.engines.base import EngineError, GenerationRequest, SamplingParams
 from coevo.engines.vllm_engine import VLLMEngine
 
-pytestmark = pytest.mark.slow
+# The shared engine lives on the session event loop, so these tests must run on it too.
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="session")]
 
 QUESTION = "What is 17 + 25?"
 

@@ -3,6 +3,7 @@ independently from the question text), difficulty that controls hardness, and pa
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
 from fractions import Fraction
@@ -178,10 +179,8 @@ def test_splits_are_disjoint_partitions() -> None:
     for s in SKILLS:
         for v in LEVELS:
             for seed in range(10):
-                try:
+                with contextlib.suppress(PartitionExhaustedError):
                     held.add(generate(s, [v, v, 0], seed, split="heldout").id)
-                except PartitionExhaustedError:
-                    pass
     assert len(held) > 300
     assert not train & held
 
