@@ -4,6 +4,8 @@ so `coevo --help` is instant; each command's implementation lives in the package
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -123,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # vLLM logs every engine step at INFO; on the command line only its warnings are useful.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("coevo").setLevel(logging.INFO)  # e.g. which engine `auto` picked
     handler: Handler = args.handler
     try:
         return handler(args)

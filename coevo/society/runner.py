@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coevo.agents.base import LLMRole
+from coevo.agents.generator import Generator
 from coevo.agents.solver import Solver
 from coevo.agents.teacher import LLMTeacher, ProceduralTeacher
 from coevo.engines.base import Engine, SamplingParams
@@ -58,12 +59,14 @@ class Society:
     teacher: ProceduralTeacher | LLMTeacher
     solver: Solver
     plan: EpisodePlan
+    # Other LLM-backed agents (a Generator learning from demonstrations, ...), by name.
+    others: dict[str, LLMRole] = field(default_factory=dict)
     # Engines this society created (and so closes); engines handed in belong to the caller.
     owned: frozenset[str] = frozenset()
 
     def roles(self) -> dict[str, LLMRole]:
         """The LLM-backed agents by name."""
-        roles: dict[str, LLMRole] = {self.solver.name: self.solver}
+        roles: dict[str, LLMRole] = {self.solver.name: self.solver, **self.others}
         if isinstance(self.teacher, LLMRole):
             roles[self.teacher.name] = self.teacher
         return roles
@@ -130,12 +133,24 @@ def build_society(config: SocietyConfig, engines: dict[str, Engine] | None = Non
             sampling=SamplingParams(**teacher_cfg.sampling),
             prompt_version=teacher_cfg.prompt_version,
         )
+    others: dict[str, LLMRole] = {}
+    for name, agent in config.agents.items():
+        if name in (plan.teacher, plan.solver) or agent.engine is None:
+            continue
+        role_class = Generator if agent.role == "generator" else LLMRole
+        others[name] = role_class(
+            name=name,
+            engine=live[agent.engine],
+            sampling=SamplingParams(**agent.sampling),
+            prompt_version=agent.prompt_version,
+        )
     return Society(
         config=config,
         engines=live,
         teacher=teacher,
         solver=solver,
         plan=plan,
+        others=others,
         owned=frozenset(live.keys() - (engines or {}).keys()),
     )
 

@@ -209,7 +209,9 @@ async def train_one(runner: SocietyRunner, trainer: TrainerConfig, role: LLMRole
     error: str | None = None
     rows: Rows = []
     try:
-        settings = spec.config_class(**{"seed": runner.config.seed, **trainer.args})
+        settings = spec.config_class(
+            **{**lora_settings(runner, trainer.agent), "seed": runner.config.seed, **trainer.args}
+        )
         rows = spec.build(store, run_id, trainer.agent, window, settings, rng)
     except (ValidationError, ValueError) as exc:
         error = f"bad trainer settings or data: {exc}"
@@ -292,6 +294,19 @@ REPORTED_METRICS = {
     "mean_token_accuracy",
     "train_runtime",
 }
+
+
+def lora_settings(runner: SocietyRunner, agent: str) -> dict[str, Any]:
+    """The agent's `lora:` block as trainer settings ("all-linear" keeps the trainers' default:
+    the projections vLLM can serve)."""
+    lora = runner.config.agents[agent].lora
+    if lora is None:
+        return {}
+    settings: dict[str, Any] = {"lora_r": lora.r, "lora_alpha": int(lora.alpha), "lora_dropout": lora.dropout}
+    if lora.target_modules != "all-linear":
+        modules = lora.target_modules
+        settings["lora_target_modules"] = [modules] if isinstance(modules, str) else list(modules)
+    return settings
 
 
 def role_engine(runner: SocietyRunner, agent: str) -> str:
