@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("generate", _generate, "Generate a chat completion with an engine (a smoke test of inference).")
     p.add_argument("prompt", help="user message")
     p.add_argument("--engine", default="auto", help="auto | vllm | transformers | openai (default: auto)")
-    p.add_argument("--model", default="builtin:smollm2-135m-instruct", help="builtin name, local path or hub id")
+    p.add_argument(
+        "--model", default="builtin:smollm2-135m-instruct", help="builtin name, local path or hub id"
+    )
     p.add_argument("--base-url", default=None, help="server URL for --engine openai")
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--temperature", type=float, default=0.0)
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="default: runs/demo (overwritten)")
     p.add_argument("--eval-limit", type=int, default=300, help="held-out problems per policy (default 300)")
 
-    p = add("eval", _eval, "Evaluate an agent's policy on a dataset; prints accuracy with a 95% CI.")
+    p = add("eval", _eval, "Evaluate an agent's policy on a dataset; prints accuracy with a 95%% CI.")
     p.add_argument("--run", default=None, help="run directory (its engine config and adapters are used)")
     p.add_argument("--agent", default="solver")
     p.add_argument("--policy", default="latest", help="base | latest | VERSION")

@@ -26,7 +26,8 @@ def _loaded_after(code: str) -> set[str]:
 def test_cli_help_imports_nothing_heavy() -> None:
     loaded = _loaded_after(
         "import contextlib, io\nfrom coevo.cli import main\n"
-        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
     )
     assert not loaded & set(HEAVY), f"coevo --help imported {sorted(loaded & set(HEAVY))}"
 

@@ -67,7 +67,8 @@ def _gguf_path(spec: BuiltinModel) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         raise EngineError(
-            f"built-in model {BUILTIN_PREFIX}{spec.name} needs the package {spec.package!r}: {spec.pip_install}"
+            f"built-in model {BUILTIN_PREFIX}{spec.name} needs the package {spec.package!r}: "
+            f"{spec.pip_install}"
         )
     path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
     if not path.exists():
@@ -109,9 +110,9 @@ def _convert(spec: BuiltinModel, target: Path) -> None:
 def resolve_model(model: str) -> str:
     """A builtin name → its converted local folder (converting once); a path → itself; a hub id → itself."""
     if not is_builtin(model):
-        if os.path.sep in model or model.startswith("."):
-            if not Path(model).exists():
-                raise EngineError(f"model path {model!r} does not exist")
+        looks_like_path = os.path.sep in model or model.startswith(".")
+        if looks_like_path and not Path(model).exists():
+            raise EngineError(f"model path {model!r} does not exist")
         return model
     name = model[len(BUILTIN_PREFIX) :]
     spec = BUILTINS.get(name)

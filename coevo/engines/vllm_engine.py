@@ -42,6 +42,12 @@ VLLM_INSTALL_HINT = (
 )
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def _import_async_llm() -> tuple[type[AsyncLLM], Any]:
     """Import vLLM's async engine and its args class, turning an import failure into advice."""
     try:
@@ -77,6 +83,12 @@ class VLLMEngine:
         self.model = model
         async_llm_cls, engine_args_cls = _import_async_llm()
         path = resolve_model(model)
+        if not _cuda_available():
+            # vLLM's CPU backend crashes the engine ("CPU Generator does not use offset") when a
+            # seeded request's partial-prefill token is discarded: it rewinds the per-request
+            # generator by an offset only CUDA generators have. Without chunked prefill no
+            # prefill is partial, so seeded sampling (reproducible attempts) stays safe.
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
         try:
             args = engine_args_cls(
                 model=path,

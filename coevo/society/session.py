@@ -24,7 +24,7 @@ CONFIG_SNAPSHOT = "config.yaml"
 DB_NAME = "coevo.db"
 
 
-class RunDirError(RuntimeError):
+class RunDirError(ValueError):
     """A run directory that cannot be used as asked (exists, or has nothing to resume)."""
 
 

@@ -30,7 +30,10 @@ _NUMBER = r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.
 _NUMBER_RE = re.compile(_NUMBER)
 _MARKERS = (
     re.compile(r"####"),
-    re.compile(r"the\s+(?:final\s+)?answer\s+is|final\s+answer\s*[:=]|answer\s*[:=]", re.IGNORECASE),
+    re.compile(
+        r"the\s+(?:final\s+)?answer(?:\s+to\s+[^.\n]{1,40}?)?\s+is|final\s+answer\s*[:=]|answer\s*[:=]",
+        re.IGNORECASE,
+    ),
 )
 _TEXT_RE = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{[^{}]*\}")
 _LATEX_FRAC_RE = re.compile(r"^\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}$")
@@ -81,6 +84,8 @@ def clean_answer(raw: str) -> str | None:
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "").replace("\\!", "")
     s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\left", "").replace("\\right", "")
     s = s.strip().rstrip(".").strip()
+    if "=" in s:  # "the answer is 3 + 2 = 5": the result is what follows the last "="
+        s = s.rsplit("=", 1)[1]
     if any(marker in s for marker in _LATEX_MARKERS) and re.search(r"\d|\\pi|\\infty", s):
         return re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
     match = _NUMBER_RE.search(s)

@@ -184,9 +184,11 @@ def _multiplication(rng: random.Random, digits: int, steps: int) -> Draft:
 
 def _division_remainder(rng: random.Random, digits: int, steps: int) -> Draft:
     divisor = rng.randint(2, 9) if steps == 1 else rng.randint(11, 99)
-    dividend = _n(rng, digits)
-    while dividend <= divisor or dividend % divisor == 0:
-        dividend = _n(rng, digits) if digits > 1 else divisor + rng.randint(1, divisor - 1)
+    # The dividend has more digits than the divisor (a 2-digit divisor lifts 2 digits to 3).
+    size = max(digits, len(str(divisor)) + 1)
+    dividend = _n(rng, size)
+    while dividend % divisor == 0:
+        dividend = _n(rng, size)
     q, r = divmod(dividend, divisor)
     line = f"{dividend} = {divisor} × {q} + {r}"
     if rng.random() < 0.5:
