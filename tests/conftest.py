@@ -1,4 +1,5 @@
-"""Shared fixtures: the built-in model folder and a LoRA adapter made with PEFT for it.
+"""Shared fixtures: the built-in model folder, a LoRA adapter made with PEFT for it, and a tiny
+Llama (SmolLM2's tokenizer, 2 layers of width 32) on which trainers run real TRL steps in seconds.
 
 Both are session-scoped because converting the model and building an adapter take seconds;
 engines that take long to start (vLLM) are shared per session in their own fixtures.
@@ -50,3 +51,28 @@ def lora_adapter(builtin_model_path: str, tmp_path_factory: pytest.TempPathFacto
     out = tmp_path_factory.mktemp("lora") / "adapter"
     peft_model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(builtin_model_path: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(builtin_model_path)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    out = Path(tmp_path_factory.mktemp("tiny")) / "model"
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
