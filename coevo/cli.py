@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--run-dir", default=None, help="default: runs/demo (overwritten)")
-    p.add_argument("--eval-limit", type=int, default=300, help="held-out problems per policy (default 300)")
+    p.add_argument("--eval-limit", type=int, default=200, help="held-out problems per policy (default 200)")
 
     p = add("eval", _eval, "Evaluate an agent's policy on a dataset; prints accuracy with a 95%% CI.")
     p.add_argument("--run", default=None, help="run directory (its engine config and adapters are used)")

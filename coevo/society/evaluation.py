@@ -134,8 +134,13 @@ async def compare(run_dir: Path, agent: str, limit: int, seed: int = 0) -> str:
     )
     engine = run_engine(config, agent)
     try:
-        before = await evaluate_policy(run_dir, agent, "base", problems, "procedural-heldout", engine=engine)
-        after = await evaluate_policy(run_dir, agent, "latest", problems, "procedural-heldout", engine=engine)
+        # Arithmetic answers fit in 128 tokens; longer outputs are rambling that cannot turn correct.
+        before, after = [
+            await evaluate_policy(
+                run_dir, agent, policy, problems, "procedural-heldout", engine=engine, max_tokens=128
+            )
+            for policy in ("base", "latest")
+        ]
     finally:
         await engine.close()
     return format_comparison(before, after)
