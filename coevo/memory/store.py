@@ -52,6 +52,11 @@ _ROUND_SCOPED = (
 )
 
 
+def sqlite_url(run_dir: Path) -> str:
+    """The default memory of a run: SQLite in its run directory."""
+    return f"sqlite:///{(run_dir / DB_NAME).resolve()}"
+
+
 @dataclass(frozen=True)
 class RoundSummary:
     round: int
@@ -71,7 +76,7 @@ class Store:
     @classmethod
     def for_run_dir(cls, run_dir: Path) -> Store:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{(run_dir / DB_NAME).resolve()}")
+        return cls(sqlite_url(run_dir))
 
     def close(self) -> None:
         self._engine.dispose()

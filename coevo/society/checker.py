@@ -48,7 +48,7 @@ def _transcript(run_dir: Path) -> list[dict[str, Any]]:
     from coevo.memory.store import Store
     from coevo.society.session import run_id_for
 
-    store = Store(f"sqlite:///{(run_dir / 'coevo.db').resolve()}")
+    store = Store.for_run_dir(run_dir)
     rows = []
     for event in store.events(run_id_for(run_dir)):
         data = event.model_dump(mode="json")

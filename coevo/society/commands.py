@@ -73,7 +73,7 @@ def runs_command(args: argparse.Namespace) -> int:
         return 0
     print(f"{'run directory':<32} {'status':<10} {'rounds':>8}  last accuracy")
     for db in dbs:
-        store = Store(f"sqlite:///{db.resolve()}")
+        store = Store.for_run_dir(db.parent)
         try:
             for run in store.list_runs():
                 total = json.loads(run.config_json).get("schedule", {}).get("rounds", "?")

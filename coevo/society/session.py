@@ -15,13 +15,12 @@ from pathlib import Path
 import yaml
 
 from coevo.engines.base import Engine
-from coevo.memory.store import Store
+from coevo.memory.store import DB_NAME, Store, sqlite_url
 from coevo.society.bus import EventBus
 from coevo.society.config import SocietyConfig, load_config
 from coevo.society.runner import RoundReport, SocietyRunner, build_society
 
 CONFIG_SNAPSHOT = "config.yaml"
-DB_NAME = "coevo.db"
 
 
 class RunDirError(ValueError):
@@ -46,7 +45,7 @@ def run_id_for(run_dir: Path) -> str:
 
 
 def memory_url(config: SocietyConfig, run_dir: Path) -> str:
-    return config.memory.url or f"sqlite:///{(run_dir / DB_NAME).resolve()}"
+    return config.memory.url or sqlite_url(run_dir)
 
 
 def prepare_run_dir(config: SocietyConfig, run_dir: Path, *, force: bool) -> None:
