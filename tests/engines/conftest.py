@@ -13,9 +13,10 @@ import pytest_asyncio
 from coevo.engines.vllm_engine import VLLMEngine
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def vllm_engine(builtin_model_path: str) -> AsyncIterator[VLLMEngine]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session", params=["merged", "adapter"])
+async def vllm_engine(builtin_model_path: str, request: pytest.FixtureRequest) -> AsyncIterator[VLLMEngine]:
     """The built-in model on vLLM, shared by every test in the session; skipped without vLLM.
+    Every test runs once per way of serving LoRA policies (merged weights, vLLM LoRA).
 
     It is bound to the session event loop: tests using it need
     `@pytest.mark.asyncio(loop_scope="session")`.
@@ -25,7 +26,7 @@ async def vllm_engine(builtin_model_path: str) -> AsyncIterator[VLLMEngine]:
     ok, reason = vllm_available()
     if not ok:
         pytest.skip(reason)
-    engine = VLLMEngine(builtin_model_path)
+    engine = VLLMEngine(builtin_model_path, lora_serving=request.param)
     yield engine
     await engine.close()
 

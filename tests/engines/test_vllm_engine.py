@@ -76,6 +76,17 @@ async def test_lora_changes_output_and_base_is_unchanged(vllm_engine: VLLMEngine
     assert base_again == base
 
 
+async def test_interleaved_policies_each_get_their_own_weights(
+    vllm_engine: VLLMEngine, lora_adapter: Path
+) -> None:
+    # With merged weights the engine swaps policies between requests; none may see the wrong one.
+    await vllm_engine.load_adapter("interleaved", lora_adapter)
+    base, tuned = await greedy_text(vllm_engine), await greedy_text(vllm_engine, "interleaved")
+    policies = ["interleaved" if i % 2 else None for i in range(8)]
+    texts = await asyncio.gather(*(greedy_text(vllm_engine, policy) for policy in policies))
+    assert texts == [tuned if policy else base for policy in policies]
+
+
 async def test_replacing_an_adapter_uses_the_new_weights(
     vllm_engine: VLLMEngine, lora_adapter: Path, second_lora_adapter: Path, tmp_path: Path
 ) -> None:
