@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--run-dir", default=None, help="default: runs/demo (overwritten)")
-    p.add_argument("--eval-limit", type=int, default=200, help="held-out problems per policy (default 200)")
+    p.add_argument("--eval-limit", type=int, default=300, help="held-out problems per policy (default 300)")
 
     p = add("eval", _eval, "Evaluate an agent's policy on a dataset; prints accuracy with a 95%% CI.")
     p.add_argument("--run", default=None, help="run directory (its engine config and adapters are used)")
@@ -118,7 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--model", default="builtin:smollm2-135m-instruct", help="model when --run is not given")
     p.add_argument("--engine", default="auto")
-    p.add_argument("--skills", default=None, help="comma-separated skills to restrict the procedural set")
+    p.add_argument(
+        "--skills",
+        default=None,
+        help="comma-separated skills of the procedural set (with --run: default the run's curriculum skills)",
+    )
+    p.add_argument(
+        "--levels",
+        default=None,
+        metavar="DIM=LOW-HIGH,...",
+        help="difficulty bounds of the procedural set, e.g. digits=1-3,steps=1-2 "
+        "(with --run: default the run's curriculum levels)",
+    )
+    p.add_argument("--max-tokens", type=int, default=256, help="generation limit per answer (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser

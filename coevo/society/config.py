@@ -66,11 +66,24 @@ class EngineConfig(_Strict):
 
 
 class CurriculumConfig(_Strict):
-    kind: Literal["alp-gmm", "uniform", "fixed"] = "alp-gmm"
+    # "static": the first round's problems posed again every round (the no-adaptation baseline).
+    kind: Literal["alp-gmm", "uniform", "static", "fixed"] = "alp-gmm"
     # Skill names from the taxonomy; the tasks package validates them. Empty = every skill.
     skills: list[str] = Field(default_factory=list)
+    # Inclusive difficulty bounds, e.g. {digits: [1, 3], steps: [1, 2], distractors: [0, 0]}: the
+    # curriculum poses only these levels, and `coevo eval --run` and the demo's held-out table
+    # evaluate the same range. Empty = every level of each skill.
+    levels: dict[str, tuple[int, int]] = Field(default_factory=dict)
     # Passed through to the curriculum (bootstrap, refit_every, random_fraction, ...).
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_are_bounds(cls, levels: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        from coevo.tasks.skills import check_levels
+
+        check_levels(levels)
+        return levels
 
 
 class LoraConfig(_Strict):

@@ -95,12 +95,13 @@ async def evaluate_policy(
     return label, report
 
 
-def curriculum_skills(config: SocietyConfig) -> list[str] | None:
-    """The skills a procedural Teacher trained on (None: every skill)."""
+def curriculum_space(config: SocietyConfig) -> tuple[list[str] | None, dict[str, tuple[int, int]] | None]:
+    """The skills and difficulty levels a procedural Teacher posed (None: every skill, every level):
+    the held-out problems that measure what the run trained."""
     for agent in config.agents.values():
-        if agent.role == "teacher" and agent.curriculum is not None and agent.curriculum.skills:
-            return list(agent.curriculum.skills)
-    return None
+        if agent.role == "teacher" and agent.curriculum is not None:
+            return list(agent.curriculum.skills) or None, dict(agent.curriculum.levels) or None
+    return None, None
 
 
 def format_comparison(before: tuple[str, EvalReport], after: tuple[str, EvalReport]) -> str:
@@ -125,13 +126,12 @@ def format_comparison(before: tuple[str, EvalReport], after: tuple[str, EvalRepo
 
 
 async def compare(run_dir: Path, agent: str, limit: int, seed: int = 0) -> str:
-    """Base versus latest policy on the procedural held-out set, over the run's skills."""
+    """Base versus latest policy on the procedural held-out set, over the run's skills and levels."""
     from coevo.tasks.loaders import load_dataset_spec
 
     config = load_snapshot(run_dir, [])
-    problems = load_dataset_spec(
-        "procedural-heldout", "test", limit, skills=curriculum_skills(config), seed=seed
-    )
+    skills, levels = curriculum_space(config)
+    problems = load_dataset_spec("procedural-heldout", "test", limit, skills=skills, seed=seed, levels=levels)
     engine = run_engine(config, agent)
     try:
         # Arithmetic answers fit in 128 tokens; longer outputs are rambling that cannot turn correct.

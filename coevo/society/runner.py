@@ -122,7 +122,11 @@ def build_society(config: SocietyConfig, engines: dict[str, Engine] | None = Non
         teacher = ProceduralTeacher(
             name=plan.teacher,
             curriculum=make_curriculum(
-                curriculum.kind, skills=curriculum.skills, seed=config.seed, **(curriculum.params or {})
+                curriculum.kind,
+                skills=curriculum.skills,
+                seed=config.seed,
+                levels=curriculum.levels or None,
+                **(curriculum.params or {}),
             ),
         )
     else:

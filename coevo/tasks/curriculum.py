@@ -19,19 +19,21 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from coevo.tasks.problem import Problem
 from coevo.tasks.procedural import generate
-from coevo.tasks.skills import DIM_NAMES, SKILLS, get_skill, resolve_skills
+from coevo.tasks.skills import DIM_NAMES, SKILLS, Skill, get_skill, resolve_skills
 
 Vector = list[float]
+Levels = Mapping[str, Sequence[int]]
 
 
-def problem_task(problem: Problem) -> tuple[str, Vector] | None:
-    """The (skill, normalised vector) a procedural problem was made from; None for other problems."""
+def problem_task(problem: Problem, specs: Mapping[str, Skill] | None = None) -> tuple[str, Vector] | None:
+    """The (skill, normalised vector) a procedural problem was made from; None for other problems.
+    A problem without a recorded vector is placed by its levels in `specs` (default: full ranges)."""
     details = problem.provenance.details
     skill = details.get("skill")
     if skill not in SKILLS:
@@ -39,7 +41,8 @@ def problem_task(problem: Problem) -> tuple[str, Vector] | None:
     if "vector" in details:
         return skill, [float(v) for v in details["vector"]]
     params = details.get("params") or problem.difficulty
-    return skill, get_skill(skill).normalize(params)
+    spec = (specs or {}).get(skill) or get_skill(skill)
+    return skill, spec.normalize(params)
 
 
 def _clip(vector: Sequence[float]) -> Vector:
@@ -51,11 +54,24 @@ class CurriculumTeacher(ABC):
 
     kind: str = "abstract"
 
-    def __init__(self, skills: Sequence[str] | None = None, seed: int = 0, refine_step: float = 0.25) -> None:
-        self.skills = resolve_skills(skills)
+    def __init__(
+        self,
+        skills: Sequence[str] | None = None,
+        seed: int = 0,
+        refine_step: float = 0.25,
+        levels: Levels | None = None,
+    ) -> None:
         self.seed = seed
         # How far (in the normalised cube) a refinement moves toward harder or easier.
         self.refine_step = refine_step
+        self._set_space(skills, levels)
+
+    def _set_space(self, skills: Sequence[str] | None, levels: Levels | None) -> None:
+        """The skills and, per skill, its difficulty ranges bounded by `levels`: the whole cube
+        [0, 1]^3 then covers only the allowed levels, so every curriculum stays inside them."""
+        self.skills = resolve_skills(skills)
+        self.levels = {name: (int(low), int(high)) for name, (low, high) in (levels or {}).items()}
+        self.specs = {skill: get_skill(skill).restrict(self.levels) for skill in self.skills}
 
     @abstractmethod
     def sample_task(self, rng: random.Random) -> tuple[str, Vector]:
@@ -69,7 +85,8 @@ class CurriculumTeacher(ABC):
 
     def make_problem(self, skill: str, vector: Sequence[float], rng: random.Random) -> Problem:
         vector = _clip(vector)
-        problem = generate(skill, vector, seed=rng.randrange(2**31), split="train")
+        spec = self.specs.get(skill) or get_skill(skill)
+        problem = generate(skill, spec.denormalize(vector), seed=rng.randrange(2**31), split="train")
         provenance = problem.provenance.model_copy(
             update={"details": {**problem.provenance.details, "vector": [round(v, 6) for v in vector]}}
         )
@@ -78,7 +95,7 @@ class CurriculumTeacher(ABC):
     def refine(self, problem: Problem, success_rate: float, rng: random.Random) -> Problem:
         """A neighbouring problem of the same skill: harder when mastered (success 1), easier when
         too hard (success 0), nearby parameters while learning."""
-        task = problem_task(problem)
+        task = problem_task(problem, self.specs)
         if task is None:
             known = [s for s in problem.skills if s in SKILLS]
             if not known:
@@ -104,12 +121,15 @@ class CurriculumTeacher(ABC):
         return refined.model_copy(update={"provenance": provenance})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "skills": list(self.skills), "seed": self.seed}
+        state: dict[str, Any] = {"kind": self.kind, "skills": list(self.skills), "seed": self.seed}
+        if self.levels:
+            state["levels"] = {name: list(bounds) for name, bounds in self.levels.items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != self.kind:
             raise ValueError(f"state is for a {state.get('kind')!r} curriculum, not {self.kind!r}")
-        self.skills = resolve_skills(state["skills"])
+        self._set_space(state["skills"], state.get("levels"))
         self.seed = int(state["seed"])
 
 
@@ -120,6 +140,45 @@ class UniformTeacher(CurriculumTeacher):
 
     def sample_task(self, rng: random.Random) -> tuple[str, Vector]:
         return rng.choice(self.skills), [rng.random() for _ in DIM_NAMES]
+
+
+class StaticTeacher(UniformTeacher):
+    """Baseline without adaptation: the first `sample` draws problems exactly as `UniformTeacher`
+    (and so as ALP-GMM's uniform bootstrap, given the same random generator), and every later
+    `sample` poses those same seed problems again, in order."""
+
+    kind = "static"
+
+    def __init__(
+        self,
+        skills: Sequence[str] | None = None,
+        seed: int = 0,
+        refine_step: float = 0.25,
+        levels: Levels | None = None,
+    ) -> None:
+        super().__init__(skills, seed, refine_step, levels)
+        self.seed_problems: list[Problem] = []
+        self.position = 0
+
+    def sample(self, n: int, rng: random.Random) -> list[Problem]:
+        if not self.seed_problems:
+            self.seed_problems = super().sample(n, rng)
+            return list(self.seed_problems)
+        picked = [self.seed_problems[(self.position + i) % len(self.seed_problems)] for i in range(n)]
+        self.position = (self.position + n) % len(self.seed_problems)
+        return picked
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "seed_problems": [p.model_dump(mode="json") for p in self.seed_problems],
+            "position": self.position,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.seed_problems = [Problem.model_validate(p) for p in state.get("seed_problems", [])]
+        self.position = int(state.get("position", 0))
 
 
 class FixedTeacher(CurriculumTeacher):
@@ -134,8 +193,9 @@ class FixedTeacher(CurriculumTeacher):
         seed: int = 0,
         level: float | Sequence[float] = 0.0,
         refine_step: float = 0.25,
+        levels: Levels | None = None,
     ) -> None:
-        super().__init__(skills, seed, refine_step)
+        super().__init__(skills, seed, refine_step, levels)
         self.level = _clip([level] * len(DIM_NAMES) if isinstance(level, int | float) else level)
         if len(self.level) != len(DIM_NAMES):
             raise ValueError(f"`level` needs one value or {len(DIM_NAMES)} values {DIM_NAMES}")
@@ -177,8 +237,9 @@ class ALPGMMTeacher(CurriculumTeacher):
         random_fraction: float = 0.2,
         min_fit_points: int = 8,
         refine_step: float = 0.25,
+        levels: Levels | None = None,
     ) -> None:
-        super().__init__(skills, seed, refine_step)
+        super().__init__(skills, seed, refine_step, levels)
         if not 0.0 <= random_fraction <= 1.0:
             raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction}")
         if min(bootstrap, refit_every, window, max_components, min_fit_points) < 1:
@@ -199,7 +260,7 @@ class ALPGMMTeacher(CurriculumTeacher):
     # -- learning progress ---------------------------------------------------------------------
 
     def update(self, problem: Problem, reward: float) -> None:
-        task = problem_task(problem)
+        task = problem_task(problem, self.specs)
         if task is None or task[0] not in self.history:
             return  # not one of ours (a dataset or LLM-authored problem): nothing to learn from
         skill, vector = task
@@ -307,24 +368,28 @@ class ALPGMMTeacher(CurriculumTeacher):
 CURRICULA: dict[str, type[CurriculumTeacher]] = {
     "alp-gmm": ALPGMMTeacher,
     "uniform": UniformTeacher,
+    "static": StaticTeacher,
     "fixed": FixedTeacher,
 }
 
 
 def make_curriculum(
-    kind: str, skills: Sequence[str] | None = None, seed: int = 0, **params: Any
+    kind: str, skills: Sequence[str] | None = None, seed: int = 0, levels: Levels | None = None, **params: Any
 ) -> CurriculumTeacher:
-    """A curriculum by kind ("alp-gmm", "uniform", "fixed"); `params` go to its constructor."""
+    """A curriculum by kind ("alp-gmm", "uniform", "static", "fixed") over `skills`, bounded to
+    `levels` ({"digits": (1, 3), ...}); `params` go to its constructor."""
     try:
         cls = CURRICULA[kind]
     except KeyError:
         raise ValueError(f"unknown curriculum {kind!r}; known: {', '.join(CURRICULA)}") from None
     try:
-        return cls(skills=skills, seed=seed, **params)
+        return cls(skills=skills, seed=seed, levels=levels, **params)
     except TypeError as exc:
         import inspect
 
         allowed = [
-            p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "skills", "seed")
+            p
+            for p in inspect.signature(cls.__init__).parameters
+            if p not in ("self", "skills", "seed", "levels")
         ]
         raise ValueError(f"bad parameters for the {kind!r} curriculum ({exc}); allowed: {allowed}") from None

@@ -9,19 +9,25 @@ a concrete training set as well.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from coevo.tasks.problem import Problem
 from coevo.tasks.procedural import PartitionExhaustedError, derive_seed, generate
 from coevo.tasks.skills import get_skill, resolve_skills
 
 
-def heldout_set(n: int = 300, skills: Sequence[str] | None = None, seed: int = 0) -> list[Problem]:
+def heldout_set(
+    n: int = 300,
+    skills: Sequence[str] | None = None,
+    seed: int = 0,
+    levels: Mapping[str, Sequence[int]] | None = None,
+) -> list[Problem]:
     """`n` problems spread evenly over `skills` (default: all) and over each skill's difficulty
-    levels (every (digits, steps) level in turn; distractors vary with the index)."""
+    levels, bounded by `levels` ({"digits": (1, 3), ...}; default: every level)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     names = resolve_skills(skills)
+    specs = {name: get_skill(name).restrict(levels) for name in names}
     problems: list[Problem] = []
     seen: set[str] = set()
     attempt = 0
@@ -29,16 +35,16 @@ def heldout_set(n: int = 300, skills: Sequence[str] | None = None, seed: int = 0
         if attempt > 50 * n:
             raise RuntimeError(f"could not build {n} distinct held-out problems for skills {names}")
         skill = names[attempt % len(names)]
-        spec = get_skill(skill)
+        spec = specs[skill]
         rng = random.Random(derive_seed("heldout-levels", seed, attempt))
-        levels = {
+        drawn = {
             "digits": rng.randint(*spec.digits),
             "steps": rng.randint(*spec.steps),
             "distractors": rng.randint(*spec.distractors),
         }
         attempt += 1
         try:
-            problem = generate(skill, levels, seed=derive_seed("heldout", seed, attempt), split="heldout")
+            problem = generate(skill, drawn, seed=derive_seed("heldout", seed, attempt), split="heldout")
         except PartitionExhaustedError:
             continue  # a level with too few distinct problems to spare any for evaluation
         if problem.id not in seen:

@@ -235,13 +235,14 @@ def load_dataset_spec(
     *,
     skills: Sequence[str] | None = None,
     seed: int = 0,
+    levels: Mapping[str, Sequence[int]] | None = None,
 ) -> list[Problem]:
-    """Problems for a dataset name or path (see the module docstring); `skills` and `seed` apply to
-    the procedural held-out set."""
+    """Problems for a dataset name or path (see the module docstring); `skills`, `seed` and
+    difficulty `levels` apply to the procedural held-out set."""
     if name_or_path == "procedural-heldout":
         from coevo.tasks.heldout import heldout_set
 
-        return heldout_set(n=limit or 300, skills=skills, seed=seed)
+        return heldout_set(n=limit or 300, skills=skills, seed=seed, levels=levels)
     if name_or_path.startswith("hf:"):
         name, _, config = name_or_path[3:].partition(":")
         return load_hf(name, split, config=config or None, limit=limit)

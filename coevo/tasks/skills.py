@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DIM_NAMES: tuple[str, str, str] = ("digits", "steps", "distractors")
 
@@ -64,6 +64,37 @@ class Skill:
             name: min(high, max(low, round(float(params.get(name, low)))))
             for name, (low, high) in zip(DIM_NAMES, self.ranges(), strict=True)
         }
+
+    def restrict(self, levels: Mapping[str, Sequence[int]] | None) -> Skill:
+        """This skill with each dimension's range intersected with inclusive `levels` bounds
+        ({"digits": (1, 3)}; a missing dimension keeps its range; None: the skill itself)."""
+        if not levels:
+            return self
+        check_levels(levels)
+        bounded: list[tuple[int, int]] = []
+        for name, (low, high) in zip(DIM_NAMES, self.ranges(), strict=True):
+            if name not in levels:
+                bounded.append((low, high))
+                continue
+            want_low, want_high = (int(v) for v in levels[name])
+            new = (max(low, want_low), min(high, want_high))
+            if new[0] > new[1]:
+                raise ValueError(
+                    f"skill {self.name}: {name} levels {want_low}-{want_high} leave nothing of its "
+                    f"range {low}-{high}"
+                )
+            bounded.append(new)
+        digits, steps, distractors = bounded
+        return replace(self, digits=digits, steps=steps, distractors=distractors)
+
+
+def check_levels(levels: Mapping[str, Sequence[int]]) -> None:
+    """Raise a clear ValueError unless `levels` maps known dimensions to [low, high] with low <= high."""
+    for name, bounds in levels.items():
+        if name not in DIM_NAMES:
+            raise ValueError(f"unknown difficulty dimension {name!r}; known: {', '.join(DIM_NAMES)}")
+        if len(bounds) != 2 or int(bounds[0]) > int(bounds[1]):
+            raise ValueError(f"{name} levels must be [low, high] with low <= high, got {list(bounds)}")
 
 
 _SKILLS: tuple[Skill, ...] = (

@@ -60,6 +60,30 @@ class Bad:
 
 
 BAD = [
+    Bad(
+        "curriculum-levels-unknown-dimension",
+        (
+            (
+                "{kind: uniform, skills: [add_carry]}",
+                "{kind: uniform, skills: [add_carry], levels: {digts: [1, 2]}}",
+            ),
+        ),
+        "agents.teacher.curriculum.levels",
+        "levels: {digts",
+        "known: digits, steps, distractors",
+    ),
+    Bad(
+        "curriculum-levels-low-above-high",
+        (
+            (
+                "{kind: uniform, skills: [add_carry]}",
+                "{kind: uniform, skills: [add_carry], levels: {digits: [3, 1]}}",
+            ),
+        ),
+        "agents.teacher.curriculum.levels",
+        "levels: {digits",
+        "low <= high",
+    ),
     Bad("unknown-top-level-key", (("seed: 0", "sed: 0"),), "sed", "sed: 0", "did you mean 'seed'"),
     Bad(
         "unknown-nested-key",

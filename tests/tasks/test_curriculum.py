@@ -8,8 +8,10 @@ import random
 import pytest
 
 from coevo.tasks.curriculum import (
+    CURRICULA,
     ALPGMMTeacher,
     FixedTeacher,
+    StaticTeacher,
     UniformTeacher,
     make_curriculum,
     problem_task,
@@ -137,3 +139,57 @@ def test_make_curriculum_errors() -> None:
         make_curriculum("alp-gmm", random_fraction=2.0)
     with pytest.raises(ValueError, match="known skills"):
         make_curriculum("uniform", skills=["calculus"])
+
+
+LEVELS = {"digits": (1, 3), "steps": (1, 2), "distractors": (0, 0)}
+
+
+def within(problem: Problem, levels: dict[str, tuple[int, int]]) -> bool:
+    return all(low <= problem.difficulty[dim] <= high for dim, (low, high) in levels.items())
+
+
+@pytest.mark.parametrize("kind", sorted(CURRICULA))
+def test_levels_bound_every_posed_and_refined_problem(kind: str) -> None:
+    params = {"bootstrap": 8, "refit_every": 8} if kind == "alp-gmm" else {}
+    params |= {"level": 1.0} if kind == "fixed" else {}
+    teacher = make_curriculum(kind, skills=["add_carry", "sub_borrow"], seed=1, levels=LEVELS, **params)
+    rng = random.Random(0)
+    seen_digits: set[float] = set()
+    for _ in range(4):
+        for problem in teacher.sample(12, rng):
+            assert within(problem, LEVELS), problem.difficulty
+            seen_digits.add(problem.difficulty["digits"])
+            teacher.update(problem, rng.random())
+            for rate in (0.0, 0.5, 1.0):
+                assert within(teacher.refine(problem, rate, rng), LEVELS)
+    if kind in ("uniform", "alp-gmm"):
+        assert seen_digits == {1.0, 2.0, 3.0}  # the whole bounded range is reachable
+    # sub_borrow starts at 2 digits: the bound intersects its own range
+    assert teacher.specs["sub_borrow"].digits == (2, 3)
+    restored = make_curriculum(kind, skills=["fractions"])
+    restored.load_state_dict(json.loads(json.dumps(teacher.state_dict())))
+    assert restored.levels == teacher.levels and restored.specs == teacher.specs
+
+
+def test_bad_levels_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="unknown difficulty dimension 'digit'"):
+        UniformTeacher(levels={"digit": (1, 2)})
+    with pytest.raises(ValueError, match="low <= high"):
+        UniformTeacher(levels={"digits": (3, 1)})
+    with pytest.raises(ValueError, match="sub_borrow: digits levels 1-1 leave nothing"):
+        UniformTeacher(skills=["sub_borrow"], levels={"digits": (1, 1)})
+
+
+def test_static_teacher_poses_alp_gmm_bootstrap_problems_every_round() -> None:
+    skills = ["add_no_carry", "sub_borrow"]
+    static = StaticTeacher(skills=skills, seed=0)
+    adaptive = ALPGMMTeacher(skills=skills, seed=0, bootstrap=32)
+    first = [p.id for p in static.sample(8, random.Random(11))]
+    assert first == [p.id for p in adaptive.sample(8, random.Random(11))]
+    assert [p.id for p in static.sample(8, random.Random(12))] == first  # whatever the generator
+    assert [p.id for p in static.sample(3, random.Random(13))] == first[:3]  # cycles in order
+    resumed = make_curriculum("static", skills=skills)
+    resumed.load_state_dict(json.loads(json.dumps(static.state_dict())))
+    assert [p.id for p in resumed.sample(5, random.Random(0))] == [
+        p.id for p in static.sample(5, random.Random(1))
+    ]

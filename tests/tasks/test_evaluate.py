@@ -138,6 +138,8 @@ def _args(**overrides: object) -> argparse.Namespace:
         model="arithmetic",
         engine="test",
         skills="add_no_carry",
+        levels=None,
+        max_tokens=256,
         seed=0,
         json=True,
     )
@@ -155,6 +157,10 @@ def test_eval_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert result["n"] == 20 and result["accuracy"] == 1.0
     assert eval_command(_args(json=False)) == 0
     assert "accuracy 100.0% (20/20)" in capsys.readouterr().out
+    assert eval_command(_args(levels="digits=1-2,steps=1-1")) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 20
+    assert eval_command(_args(levels="digits=2-1")) == 2
+    assert "low <= high" in capsys.readouterr().err
     assert eval_command(_args(dataset="no-such-set")) == 2
     assert "unknown dataset" in capsys.readouterr().err
     assert eval_command(_args(run="runs/x")) == 2
@@ -174,3 +180,12 @@ def test_grading_runs_off_the_event_loop_thread(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(module, "grade", spy)
     asyncio.run(evaluate(ArithmeticEngine(), PROBLEMS, progress=False))
     assert threads and threading.main_thread().ident not in threads
+
+
+def test_parse_levels() -> None:
+    from coevo.tasks.commands import parse_levels
+
+    assert parse_levels("digits=1-3, steps=2") == {"digits": (1, 3), "steps": (2, 2)}
+    for bad in ("digits", "digits=a-b", "digits=3-1", "size=1-2"):
+        with pytest.raises(ValueError):
+            parse_levels(bad)
