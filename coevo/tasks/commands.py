@@ -58,9 +58,10 @@ async def _evaluate(args: argparse.Namespace) -> tuple[str, EvalReport]:
 
         run_dir = Path(args.run)
         config = load_snapshot(run_dir, [])
-        if skills is None and levels is None:
-            # By default a run is measured on what it trained: its curriculum's skills and levels.
-            skills, levels = curriculum_space(config)
+        # By default a run is measured on what it trained: its curriculum's skills and levels.
+        run_skills, run_levels = curriculum_space(config)
+        skills = run_skills if skills is None else skills
+        levels = run_levels if levels is None else levels
         problems = load_dataset_spec(
             args.dataset, args.split, args.limit, skills=skills, seed=args.seed, levels=levels
         )

@@ -30,6 +30,9 @@ class TrainSettings(BaseModel):
     # LoRA on SmolLM2-135M (benchmarks/train_smollm2_addition.py): SFT at 2e-4 for 25 steps took
     # held-out 2-digit addition from 22% to 78%; 5e-4 has produced gibberish (DESIGN §6).
     learning_rate: float = Field(default=2e-4, gt=0)
+    # Each training run of a society is short and continues the last adapter: "constant" keeps the
+    # full rate for every step instead of decaying to zero at the end of each run.
+    lr_scheduler_type: Literal["linear", "constant", "cosine"] = "linear"
     max_steps: int = Field(default=25, gt=0)
     per_device_train_batch_size: int = Field(default=4, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
@@ -100,6 +103,7 @@ def trainer_kwargs(settings: TrainSettings, scratch_dir: Path) -> dict[str, Any]
     return {
         "output_dir": str(scratch_dir),
         "learning_rate": settings.learning_rate,
+        "lr_scheduler_type": settings.lr_scheduler_type,
         "max_steps": settings.max_steps,
         "per_device_train_batch_size": settings.per_device_train_batch_size,
         "gradient_accumulation_steps": settings.gradient_accumulation_steps,
@@ -126,6 +130,11 @@ def scratch_dir(output_dir: Path) -> tempfile.TemporaryDirectory[str]:
 def finish(trainer: Trainer, output_dir: Path) -> TrainResult:
     """Train, save only the policy's own adapter ("default"; DPO also holds a frozen "ref" copy),
     and collect the final metrics."""
+    from transformers import PrinterCallback
+
+    # Metrics reach the caller (and the run's events) through the result; per-step dicts printed
+    # to stdout would only interleave with the caller's progress display.
+    trainer.remove_callback(PrinterCallback)
     output = trainer.train()
     model = trainer.accelerator.unwrap_model(trainer.model)
     output_dir.mkdir(parents=True, exist_ok=True)

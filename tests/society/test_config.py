@@ -330,6 +330,23 @@ def test_example_configs_load(name: str) -> None:
     assert config.trainers and all(config.agents[t.agent].trainable for t in config.trainers)
 
 
+def test_demo_static_baseline_differs_from_demo_only_in_adaptation() -> None:
+    """The README's adaptive-vs-static comparison holds everything else equal."""
+    adaptive = load_config(CONFIGS / "demo.yaml").model_dump()
+    static = load_config(CONFIGS / "demo_static.yaml").model_dump()
+    a_curriculum = adaptive["agents"]["teacher"].pop("curriculum")
+    s_curriculum = static["agents"]["teacher"].pop("curriculum")
+    assert (a_curriculum["kind"], s_curriculum["kind"]) == ("alp-gmm", "static")
+    assert (
+        a_curriculum["skills"] == s_curriculum["skills"] and a_curriculum["levels"] == s_curriculum["levels"]
+    )
+    refine = [e for e in adaptive["graph"] if e["message"] == "ProblemRefined"]
+    assert refine and not any(e["message"] == "ProblemRefined" for e in static["graph"])
+    adaptive["graph"] = [e for e in adaptive["graph"] if e not in refine]
+    del adaptive["name"], static["name"]
+    assert adaptive == static
+
+
 def test_socratic_zero_teacher_switches_to_llm_with_one_override() -> None:
     config = load_config(CONFIGS / "socratic_zero.yaml", ["agents.teacher.policy=llm"])
     assert config.agents["teacher"].policy == "llm"
