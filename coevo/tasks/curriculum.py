@@ -149,14 +149,9 @@ class StaticTeacher(UniformTeacher):
 
     kind = "static"
 
-    def __init__(
-        self,
-        skills: Sequence[str] | None = None,
-        seed: int = 0,
-        refine_step: float = 0.25,
-        levels: Levels | None = None,
-    ) -> None:
-        super().__init__(skills, seed, refine_step, levels)
+    def _set_space(self, skills: Sequence[str] | None, levels: Levels | None) -> None:
+        # Seed problems belong to one space: a new space starts without any.
+        super()._set_space(skills, levels)
         self.seed_problems: list[Problem] = []
         self.position = 0
 
