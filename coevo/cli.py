@@ -139,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # vLLM logs every engine step at INFO; on the command line only its warnings are useful.
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # vLLM logs every engine step at INFO, and at WARNING a line per tensor each time merged
+    # weights are swapped in (fp32 checkpoint into bf16 parameters, as intended): errors only,
+    # unless the user asks for more.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("coevo").setLevel(logging.INFO)  # e.g. which engine `auto` picked
     handler: Handler = args.handler

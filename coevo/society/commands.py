@@ -8,8 +8,13 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coevo.society.check import EXIT_INVALID, check_command
+
+if TYPE_CHECKING:
+    from coevo.engines.base import Engine
+    from coevo.society.config import SocietyConfig
 
 __all__ = ["check_command", "demo_command", "run_command", "runs_command"]
 
@@ -42,24 +47,37 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run(config: object, run_dir: Path, *, resume: bool, force: bool) -> int:
-    from coevo.society.bus import EventBus
     from coevo.society.config import SocietyConfig
+
+    assert isinstance(config, SocietyConfig)
+    asyncio.run(_run_society(config, run_dir, resume=resume, force=force))
+    return 0
+
+
+async def _run_society(
+    config: SocietyConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    force: bool,
+    engines: dict[str, Engine] | None = None,
+) -> None:
+    """Run with a progress display, then print each round's accuracy and throughput."""
+    from coevo.society.bus import EventBus
     from coevo.society.progress import RunProgress
     from coevo.society.session import run_society
 
-    assert isinstance(config, SocietyConfig)
     bus = EventBus()
     print(f"run directory: {run_dir}", file=sys.stderr)
     with RunProgress(config.schedule.rounds) as progress:
         bus.listen(progress)
-        outcome = asyncio.run(run_society(config, run_dir, resume=resume, force=force, bus=bus))
+        outcome = await run_society(config, run_dir, resume=resume, force=force, bus=bus, engines=engines)
     for report in outcome.reports:
         print(
             f"round {report.round}: accuracy {report.accuracy:.1%} ({report.correct}/{report.attempts}), "
             f"{report.tokens / max(report.seconds, 1e-9):.0f} tok/s"
         )
     print(f"run {outcome.run_id} finished; results in {run_dir}")
-    return 0
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -88,6 +106,7 @@ def runs_command(args: argparse.Namespace) -> int:
 
 def demo_command(args: argparse.Namespace) -> int:
     """The demo society, then the Solver's held-out accuracy before and after training."""
+    from coevo.engines.base import EngineError
     from coevo.society.config import load_config
     from coevo.society.config_errors import ConfigError
 
@@ -97,9 +116,26 @@ def demo_command(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
-    code = _run(config, run_dir, resume=False, force=True)
-    if code != 0:
-        return code
-    from coevo.society.evaluation import compare_policies
+    try:
+        table = asyncio.run(_demo(config, run_dir, args.eval_limit))
+    except EngineError as exc:
+        print(f"coevo demo: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"\nsolver: held-out accuracy before and after training ({run_dir})", file=sys.stderr)
+    print(table)
+    return 0
 
-    return compare_policies(run_dir, agent="solver", limit=args.eval_limit)
+
+async def _demo(config: SocietyConfig, run_dir: Path, eval_limit: int) -> str:
+    """One engine serves the run and then the evaluation (a vLLM start-up is a minute on CPU)."""
+    from coevo.society.evaluation import compare, run_engine
+
+    solver = next(name for name, agent in config.agents.items() if agent.role == "solver")
+    engine_name = config.agents[solver].engine
+    assert engine_name is not None  # the config validator guarantees a Solver's engine
+    engine = run_engine(config, solver)
+    try:
+        await _run_society(config, run_dir, resume=False, force=True, engines={engine_name: engine})
+        return await compare(run_dir, solver, eval_limit, engine=engine)
+    finally:
+        await engine.close()

@@ -1,10 +1,9 @@
 """Evaluating a run's policies: which engine and adapter serve an agent's `base`, `latest` or
 `vN` policy, the evaluation itself (coevo.tasks.evaluate), and storing the result in the run's
-memory. `compare_policies` is the before/after table that `coevo demo` ends with."""
+memory. `compare` is the before/after table that `coevo demo` ends with."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from coevo.engines.base import Engine, SamplingParams
@@ -125,31 +124,24 @@ def format_comparison(before: tuple[str, EvalReport], after: tuple[str, EvalRepo
     return "\n".join(lines)
 
 
-async def compare(run_dir: Path, agent: str, limit: int, seed: int = 0) -> str:
-    """Base versus latest policy on the procedural held-out set, over the run's skills and levels."""
+async def compare(run_dir: Path, agent: str, limit: int, seed: int = 0, engine: Engine | None = None) -> str:
+    """Base versus latest policy on the procedural held-out set, over the run's skills and levels
+    (on `engine` if given, else on a new engine like the run's)."""
     from coevo.tasks.loaders import load_dataset_spec
 
     config = load_snapshot(run_dir, [])
     skills, levels = curriculum_space(config)
     problems = load_dataset_spec("procedural-heldout", "test", limit, skills=skills, seed=seed, levels=levels)
-    engine = run_engine(config, agent)
+    serving = engine or run_engine(config, agent)
     try:
         # Arithmetic answers fit in 128 tokens; longer outputs are rambling that cannot turn correct.
         before, after = [
             await evaluate_policy(
-                run_dir, agent, policy, problems, "procedural-heldout", engine=engine, max_tokens=128
+                run_dir, agent, policy, problems, "procedural-heldout", engine=serving, max_tokens=128
             )
             for policy in ("base", "latest")
         ]
     finally:
-        await engine.close()
+        if engine is None:
+            await serving.close()
     return format_comparison(before, after)
-
-
-def compare_policies(run_dir: Path, agent: str, limit: int) -> int:
-    import asyncio
-
-    table = asyncio.run(compare(run_dir, agent, limit))
-    print(f"\n{agent}: held-out accuracy before and after training ({run_dir})", file=sys.stderr)
-    print(table)
-    return 0
