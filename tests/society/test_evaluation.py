@@ -61,3 +61,27 @@ def test_comparison_table() -> None:
     after = EvalReport(n=10, correct=5, accuracy=0.5, ci_low=0.2, ci_high=0.8, per_skill={"a": (10, 0.5)})
     table = format_comparison(("base", before), ("v2", after))
     assert "+40.0p" in table and "all (10 problems)" in table
+
+
+def test_compare_measures_the_run_s_skills_and_levels_on_a_given_engine(tmp_path: Path) -> None:
+    from coevo.society.evaluation import compare
+
+    config = replay_config(
+        ["schedule.rounds=1", "agents.teacher.curriculum.levels={digits: [1, 2], steps: [1, 1]}"]
+    )
+    run_dir = tmp_path / "run"
+    asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
+    questions: list[str] = []
+
+    def answer(m: list[dict[str, str]], p: object, adapter: str | None, i: int, s: object) -> str:
+        questions.append(m[-1]["content"])
+        return "The answer is -1"
+
+    engine = ReplayEngine(answer)
+    table = asyncio.run(compare(run_dir, "solver", limit=30, engine=engine))
+    assert "all (30 problems)" in table and "add_carry" in table and "sub_borrow" not in table
+    expected = heldout_set(
+        30, skills=["add_no_carry", "add_carry", "sub_no_borrow"], levels={"digits": (1, 2), "steps": (1, 1)}
+    )
+    assert sorted(questions) == sorted([p.question for p in expected] * 2)  # base, then latest (= base here)
+    assert not engine.closed
