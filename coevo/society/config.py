@@ -187,6 +187,14 @@ class SocietyConfig(_Strict):
     def issue(self, *path: PathPart, message: str) -> ConfigIssue:
         return ConfigIssue(path=_dotted(path), line=self.line_of(*path), message=message)
 
+    def curriculum_space(self) -> tuple[list[str] | None, dict[str, tuple[int, int]] | None]:
+        """The skills and difficulty levels a procedural Teacher poses (None: every skill, every
+        level): where held-out problems measure what the run trained, and STAT-Syn writes."""
+        for agent in self.agents.values():
+            if agent.role == "teacher" and agent.curriculum is not None:
+                return list(agent.curriculum.skills) or None, dict(agent.curriculum.levels) or None
+        return None, None
+
 
 # --- loading -------------------------------------------------------------------------------------
 

@@ -94,15 +94,6 @@ async def evaluate_policy(
     return label, report
 
 
-def curriculum_space(config: SocietyConfig) -> tuple[list[str] | None, dict[str, tuple[int, int]] | None]:
-    """The skills and difficulty levels a procedural Teacher posed (None: every skill, every level):
-    the held-out problems that measure what the run trained."""
-    for agent in config.agents.values():
-        if agent.role == "teacher" and agent.curriculum is not None:
-            return list(agent.curriculum.skills) or None, dict(agent.curriculum.levels) or None
-    return None, None
-
-
 def format_comparison(before: tuple[str, EvalReport], after: tuple[str, EvalReport]) -> str:
     (b_label, b), (a_label, a) = before, after
     skills = sorted(set(b.per_skill) | set(a.per_skill))
@@ -130,7 +121,7 @@ async def compare(run_dir: Path, agent: str, limit: int, seed: int = 0, engine: 
     from coevo.tasks.loaders import load_dataset_spec
 
     config = load_snapshot(run_dir, [])
-    skills, levels = curriculum_space(config)
+    skills, levels = config.curriculum_space()
     problems = load_dataset_spec("procedural-heldout", "test", limit, skills=skills, seed=seed, levels=levels)
     serving = engine or run_engine(config, agent)
     try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from coevo.agents.base import LLMRole, Policy
-from coevo.society.config import TrainerConfig
+from coevo.society.config import SocietyConfig, TrainerConfig
 from coevo.society.events import AdapterLoaded, TrainingFinished, TrainingStarted
 from coevo.tasks.prompts import solver_messages
 from coevo.trainers.common import TrainResult, TrainSettings
@@ -82,6 +82,7 @@ def _stat_sft_rows(
 ) -> Rows:
     from coevo.tasks.procedural import generate
     from coevo.tasks.profiles import missing_skill_profile, skill_profile
+    from coevo.tasks.skills import get_skill
     from coevo.trainers.stat_sft_trainer import (
         build_sft_rows,
         select_by_missing_skills,
@@ -101,9 +102,14 @@ def _stat_sft_rows(
     missing = [s for s, rate in sorted(profile.items(), key=lambda kv: -kv[1]) if rate > 0]
     selected = select_by_missing_skills(profile, pool, settings.select_per_skill * len(missing), rng)
 
+    run = store.get_run(run_id)
+    _, levels = SocietyConfig.model_validate_json(run.config_json).curriculum_space() if run else (None, None)
+
     def procedural(skill: str, r: random.Random) -> ProblemRec:
-        # STAT-Syn done procedurally: a new problem of the skill at a random difficulty.
-        p = generate(skill, [r.random() for _ in range(3)], seed=r.randrange(2**31))
+        # STAT-Syn done procedurally: a new problem of the skill at a random difficulty inside
+        # the run's curriculum levels.
+        spec = get_skill(skill).restrict(levels)
+        p = generate(skill, spec.denormalize([r.random() for _ in range(3)]), seed=r.randrange(2**31))
         return ProblemRec(p.id, p.question, p.answer, p.solution, list(p.skills))
 
     synthesized = synthesize_for_skills(

@@ -53,13 +53,13 @@ async def _evaluate(args: argparse.Namespace) -> tuple[str, EvalReport]:
     where = f"{args.dataset} ({args.split})"
     if args.run is not None:
         # The society layer knows runs (config snapshot, policies, memory); tasks only grades.
-        from coevo.society.evaluation import curriculum_space, evaluate_policy, run_engine
+        from coevo.society.evaluation import evaluate_policy, run_engine
         from coevo.society.session import load_snapshot
 
         run_dir = Path(args.run)
         config = load_snapshot(run_dir, [])
         # By default a run is measured on what it trained: its curriculum's skills and levels.
-        run_skills, run_levels = curriculum_space(config)
+        run_skills, run_levels = config.curriculum_space()
         skills = run_skills if skills is None else skills
         levels = run_levels if levels is None else levels
         problems = load_dataset_spec(

@@ -64,3 +64,25 @@ def test_failed_training_keeps_previous_policy(tiny_model: str, tmp_path: Path) 
     assert store.policy_versions(run_id, "solver") == []
     assert set(engine.served_adapters) == {None}
     assert store.get_run(run_id).status == "finished"  # type: ignore[union-attr]
+
+
+def test_stat_rows_stay_inside_the_run_s_curriculum_levels(tmp_path: Path) -> None:
+    import random
+    import re
+
+    from coevo.society.checker import make_replay_engines
+    from coevo.society.training import _stat_sft_rows
+    from coevo.trainers.stat_sft_config import StatSFTConfig
+
+    levels = "{digits: [1, 1], steps: [1, 1], distractors: [0, 0]}"
+    config = replay_config(["schedule.rounds=1", f"agents.teacher.curriculum.levels={levels}"])
+    run_dir = tmp_path / "run"
+    asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
+    settings = StatSFTConfig(select_per_skill=2, synth_per_skill=3)
+    rows = _stat_sft_rows(
+        Store.for_run_dir(run_dir), run_id_for(run_dir), "solver", range(1), settings, random.Random(0)
+    )
+    questions = [row["prompt"][-1]["content"] for row in rows]
+    assert len(questions) > 3
+    # Selected and synthesized problems alike: single-digit operands, one operation.
+    assert all(int(n) < 10 for q in questions for n in re.findall(r"\d+", q)), questions
