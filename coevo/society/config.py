@@ -187,6 +187,11 @@ class SocietyConfig(_Strict):
     def issue(self, *path: PathPart, message: str) -> ConfigIssue:
         return ConfigIssue(path=_dotted(path), line=self.line_of(*path), message=message)
 
+    def engine_spec(self, agent: str) -> EngineConfig | None:
+        """The engine an agent runs on; None for an agent without one (a procedural Teacher)."""
+        name = self.agents[agent].engine
+        return None if name is None else self.engines[name]
+
     def curriculum_space(self) -> tuple[list[str] | None, dict[str, tuple[int, int]] | None]:
         """The skills and difficulty levels a procedural Teacher poses (None: every skill, every
         level): where held-out problems measure what the run trained, and STAT-Syn writes."""

@@ -45,10 +45,9 @@ def run_engine(config: SocietyConfig, agent: str, engine_kind: str | None = None
     """The engine the agent used in the run (or another kind of engine on the same model)."""
     from coevo.engines.factory import make_engine
 
-    name = config.agents[agent].engine
-    if name is None:
+    spec = config.engine_spec(agent)
+    if spec is None:
         raise PolicyError(f"agent {agent} runs on no engine (a procedural teacher)")
-    spec = config.engines[name]
     kind = engine_kind if engine_kind not in (None, "auto") else spec.kind
     return make_engine(kind, spec.model, **(spec.options if kind == spec.kind else {}))
 

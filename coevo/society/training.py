@@ -228,7 +228,9 @@ async def train_one(runner: SocietyRunner, trainer: TrainerConfig, role: LLMRole
     result: TrainResult | None = None
     if error is None:
         try:
-            base_model = resolve_model(runner.config.engines[role_engine(runner, trainer.agent)].model)
+            engine = runner.config.engine_spec(trainer.agent)
+            assert engine is not None  # validated: trainable agents have engines
+            base_model = resolve_model(engine.model)
             init = store.latest_policy(run_id, trainer.agent)
             init_adapter = Path(init.adapter_path) if init and init.adapter_path else None
             result = await asyncio.to_thread(spec.train, settings, rows, base_model, init_adapter, output_dir)
@@ -313,9 +315,3 @@ def lora_settings(runner: SocietyRunner, agent: str) -> dict[str, Any]:
         modules = lora.target_modules
         settings["lora_target_modules"] = [modules] if isinstance(modules, str) else list(modules)
     return settings
-
-
-def role_engine(runner: SocietyRunner, agent: str) -> str:
-    engine = runner.config.agents[agent].engine
-    assert engine is not None  # validated: trainable agents have engines
-    return engine
