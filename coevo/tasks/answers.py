@@ -1,43 +1,95 @@
 """Answer extraction from model output, and verification against a reference answer.
 
-The verdict always comes from the *extracted* answer and the reference, never from anything
-the response says about itself ("the answer is correct" carries no weight: it has no number).
+The grade is a training reward, so it is written against outputs that try to earn it without
+committing to one right answer. The rules:
 
-Extraction priority: the last `\\boxed{...}` (nested braces), then `#### x`, then the last
-"the answer is x" / "answer: x", then the last number in the text. Only the tail of a long
-response is scanned, so a 100 KB output costs the same as a short one.
+1. The final claim counts, and it must be ONE answer. A claim is a `\\boxed{...}` / `\\fbox{...}`,
+   `#### x`, "(final) answer is / answer: / answer =", or a correction such as "wait, actually it's
+   x". The last claim wins (a self-correction counts the corrected value); a claim that states no
+   value ("the answer is correct") is skipped. With no claim, the last number after the last
+   skipped claim is the answer, read with the expression around it ("7 * 2 = 14" → 14, "2^{3}");
+   for a letter or word reference, a short last line ("(C)", "even") is.
+2. A final claim that hedges ("maybe", "probably", "could be", a "?", and approximations:
+   "approximately", "about", "≈", "~", "-ish", "or so", "at least") is "hedged"; one that holds
+   several values ("5 or 6", "5, 6", "{5, 6}", "5 ± 1", "5 & 6", a bare list "1 2 3", ranges "5-6",
+   "5 to 6", "between 5 and 6") is "multiple answers", unless the reference is itself a list, set,
+   tuple or interval; one that is negated ("not 42", "isn't 42", "≠ 42", "5, not 6") is "negated".
+   Approximations are hedges because the comparison is exact: "≈ 3.14" does not commit to a value.
+   After the claim, a retraction ("that's wrong", "just kidding") is "negated", and doubt ("I might
+   be wrong") or another number after "or", "maybe", "wait", ... ("Or maybe 6.") is "hedged". Words
+   inside a claim that the reference itself holds (`\\text{not possible}`) do not count against it.
+3. Text quoted from the question never counts: a claim that appears verbatim in the question, and a
+   bare number inside a run of three tokens copied from it, are skipped. Sentences addressed to a
+   grader ("grader", "the reference", "instructions", "answer key", "expected answer", "mark it
+   correct", ...) are blanked before anything is read, to the end of their sentence or bracket (or a
+   "but").
+4. Numbers are exact: signs (also "- 7"), thousands separators ("1,234"; "1 234" in a claim),
+   decimals, fractions, mixed numbers ("3 1/2", "3\\frac{1}{2}", "3½"), scientific notation ("1.5e3",
+   "1.5 \\times 10^{3}", "1E+400"), `\\frac`. A percent sign is a unit and is dropped ("50%" equals
+   "50", not "0.5"), as are `$`, degrees, units and trailing words ("42 apples"). A comma before
+   other than three digits separates values ("3,5" is two values), and a bare difference of two
+   numbers is a range. "a = b = c" answers c.
+5. The reference decides how the answer is read and compared: numbers exactly; a multiple-choice
+   letter A-H ("C", "(C)", `\\text{(C)}`, `\\textbf{(C) }5`) by its letter; a word or name
+   (`\\text{even}`, "Alice") as normalised text; anything else (expressions, sets, intervals) by text
+   identity, then math-verify. A reference solution so grades correct against its own boxed answer.
+6. Work is bounded. Unicode is normalised first (full-width and non-Latin digits become ASCII;
+   superscripts become `^{...}`, so "2³" is 2^3, never 23). A response over MAX_RESPONSE_CHARS is
+   "too long"; claims are found with linear-time regexes over the whole text, then each is read in
+   a bounded window. Expressions reach sympy only after cheap checks: power towers and powers,
+   factorials or binomials of more than MAX_POWER_DIGITS digits, big powers of expressions, deep
+   nesting, sums, integrals and limits are "too complex"; over MAX_SYMBOLIC_CHARS they are compared
+   as text only. math-verify's own signal-based timeouts are off (they fail outside the main
+   thread); `coevo.tasks.verifier.Verifier` runs grades in killable processes as the last defence.
 
-Percent rule: a percent sign is a unit and is dropped, so "50%" extracts as "50" and equals a
-reference of "50" (questions ask "what percent", and references are stated in percent units),
-but not "0.5". Units (`\\text{...}`, trailing words), `$`, and thousands separators are dropped.
+Failure kinds (FAILURES): "empty", "too long", "no answer found", "hedged", "multiple answers",
+"negated", "too complex", "wrong answer"; the Verifier adds "timeout" (a grade ran past its time
+limit) and "grader error" (a grading process ran out of memory or died).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
-# Answers sit at the end of a response; scanning only the tail bounds the regex work.
-TAIL_CHARS = 4000
-# math-verify's timeouts are disabled (they use signals, which fail off the main thread), so
-# its input is bounded instead: longer expressions are not handed to sympy.
+# Longer responses are rejected outright ("too long"): about 50,000 tokens, far more than any
+# max_tokens used here. Reading scales linearly up to it (about 0.1 s at the limit).
+MAX_RESPONSE_CHARS = 200_000
+# math-verify runs with its timeouts off, so its input is bounded: longer expressions are compared
+# as text and never reach sympy.
 MAX_SYMBOLIC_CHARS = 300
+# Largest number (in decimal digits) that a literal, a power or a factorial may denote before the
+# answer is "too complex"; Python refuses int/str conversions past 4,300 digits anyway.
+MAX_POWER_DIGITS = 4_000
+# A box's content, and the text read after an answer marker, are at most this long.
+MAX_BOX_CHARS = 2_000
+CLAIM_WINDOW = 400
+# Clause context read before a claim, and how many claims / bare numbers are tried from the end.
+LOOKBACK = 300
+MAX_CLAIMS = 64
+MAX_FALLBACK_NUMBERS = 32
+# Longest last line read as a bare letter or word answer when there is no claim.
+MAX_BARE_CHARS = 40
+# The question is only searched for restated text; a longer one is cut.
+MAX_QUESTION_CHARS = 50_000
 
-_NUMBER = r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|[-−]?\.\d+"
-_NUMBER_RE = re.compile(_NUMBER)
-_MARKERS = (
-    re.compile(r"####"),
-    re.compile(
-        r"the\s+(?:final\s+)?answer(?:\s+to\s+[^.\n]{1,40}?)?\s+is|final\s+answer\s*[:=]|answer\s*[:=]",
-        re.IGNORECASE,
-    ),
+FAILURES = (
+    "empty",
+    "too long",
+    "no answer found",
+    "hedged",
+    "multiple answers",
+    "negated",
+    "too complex",
+    "wrong answer",
+    "timeout",
+    "grader error",
 )
-_TEXT_RE = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{[^{}]*\}")
-_LATEX_FRAC_RE = re.compile(r"^\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}$")
-_LATEX_MARKERS = ("\\frac", "\\dfrac", "\\tfrac", "\\sqrt", "\\pi", "^", "\\cdot", "\\infty")
 
 
 @dataclass(frozen=True)
@@ -45,130 +97,823 @@ class Grade:
     extracted: str | None
     correct: bool
     reward: float
-    # A short reason for a failure ("empty", "no answer found", "wrong answer"); None when correct.
+    # One of FAILURES; None when correct.
     failure: str | None
 
 
-def normalize_digits(text: str) -> str:
-    """NFKC (full-width forms) and every Unicode decimal digit (Arabic-Indic, Devanagari, ...) → ASCII."""
-    text = unicodedata.normalize("NFKC", text)
-    if text.isascii():
-        return text
-    return "".join(str(d) if (d := unicodedata.decimal(ch, None)) is not None else ch for ch in text)
+def failed(failure: str, extracted: str | None = None) -> Grade:
+    """An incorrect grade with its failure kind (one of FAILURES)."""
+    return Grade(extracted, False, 0.0, failure)
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` / `\\fbox{...}`, honouring nested braces."""
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
+class _TooComplex(Exception):
+    """An answer whose value is too large or too costly to compare (power towers, 10^100000!)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+
+_SUPERSCRIPTS = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱ", "0123456789+-=()ni", strict=True))
+_SUBSCRIPTS = dict(zip("₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎", "0123456789+-=()", strict=True))
+_SUPERSCRIPT_RE = re.compile(f"[{''.join(_SUPERSCRIPTS)}]+")
+_SUBSCRIPT_RE = re.compile(f"[{''.join(_SUBSCRIPTS)}]+")
+_VULGAR_FRACTION_RE = re.compile("[\u00bc-\u00be\u2150-\u215e\u2189]")
+# Zero-width and bidi-control characters: invisible, so they must not split or join tokens.
+_INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+# Hyphen-like minus signs become "-"; the fraction slash of "1⁄2" becomes "/". En and em dashes
+# stay: between numbers they mark a range.
+_MINUS = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2044": "/"})
+_NON_ASCII_DIGIT_RE = re.compile(r"(?![0-9])\d")
+
+
+def normalize_text(text: str) -> str:
+    """Unicode → plain text that the rules can read: superscripts and subscripts become `^{..}` and
+    `_{..}` (NFKC alone would turn "2³" into "23"), vulgar fractions a spaced "1/2" (so "3½" is the
+    mixed number 3 1/2), then NFKC (full-width forms, thin and no-break spaces) and every Unicode
+    decimal digit (Arabic-Indic, Devanagari, ...) → ASCII."""
+    text = _INVISIBLE_RE.sub("", text)
+    text = _SUPERSCRIPT_RE.sub(lambda m: "^{" + "".join(_SUPERSCRIPTS[c] for c in m.group()) + "}", text)
+    text = _SUBSCRIPT_RE.sub(lambda m: "_{" + "".join(_SUBSCRIPTS[c] for c in m.group()) + "}", text)
+    text = _VULGAR_FRACTION_RE.sub(lambda m: " " + unicodedata.normalize("NFKC", m.group()), text)
+    text = unicodedata.normalize("NFKC", text).translate(_MINUS)
+    return _NON_ASCII_DIGIT_RE.sub(lambda m: str(unicodedata.decimal(m.group())), text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+
+_DECIMAL = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+"
+# "1 234 567": only inside a claim, where a run of 3-digit groups cannot be a list of numbers.
+_SPACED = r"\d{1,3}(?: \d{3})+(?![\d/])"
+_EXPONENT = r"\s*(?:[eE]|(?:×|x|\*|\\times|\\cdot|·)\s*10\s*\^)\s*\{?\s*(?P<exp>[-+]?\s*\d+)\s*\}?"
+_NUMBER_VALUE_RE = re.compile(
+    r"(?P<sign>[-+])?\s*(?:"
+    r"(?P<whole>\d+)\s+(?P<num>\d+)\s*/\s*(?P<den>\d+)"
+    r"|(?P<lwhole>\d+)\s*\\[dt]?frac\{(?P<lnum>\d+)\}\{(?P<lden>\d+)\}"
+    rf"|\\[dt]?frac\{{\s*(?P<fsign>[-+])?\s*(?P<fnum>{_DECIMAL})\s*\}}\{{\s*(?P<fden>{_DECIMAL})\s*\}}"
+    rf"|(?P<a>{_DECIMAL})\s*/\s*(?P<b>{_DECIMAL})"
+    rf"|(?P<mantissa>{_SPACED}|{_DECIMAL})(?:{_EXPONENT})?"
+    r")"
+)
+# A number token in free text (the fallback), longest forms first.
+_NUMBER_TOKEN_RE = re.compile(
+    r"(?<![\w.])(?:\d+\s+\d+\s*/\s*\d+(?![\d.])"
+    rf"|(?:{_DECIMAL})(?:\s*/\s*(?:{_DECIMAL}))?(?:[eE][-+]?\d+)?)"
+)
+
+
+def _parse_number(text: str) -> Fraction | None:
+    """The exact value of one number written in any supported form, or None. Raises _TooComplex for a
+    number too large to compare."""
+    m = _NUMBER_VALUE_RE.fullmatch(text.strip())
+    if m is None:
         return None
-    i = text.index("{", start) + 1
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None  # unbalanced: the box was cut off (e.g. max_tokens)
-
-
-def clean_answer(raw: str) -> str | None:
-    """Strip units, `$`, `%`, thousands separators and prose around an answer; None when nothing is left.
-
-    A LaTeX expression is kept as LaTeX (math-verify compares it); otherwise the first number
-    in the text is the answer ("42 apples." → "42").
-    """
-    s = _TEXT_RE.sub("", raw)
-    s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "").replace("\\!", "")
-    s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\left", "").replace("\\right", "")
-    s = s.strip().rstrip(".").strip()
-    if "=" in s:  # "the answer is 3 + 2 = 5": the result is what follows the last "="
-        s = s.rsplit("=", 1)[1]
-    if any(marker in s for marker in _LATEX_MARKERS) and re.search(r"\d|\\pi|\\infty", s):
-        return re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
-    match = _NUMBER_RE.search(s)
-    if match is None:
+    if len(re.sub(r"\D", "", m.group())) > MAX_POWER_DIGITS:
+        raise _TooComplex
+    g = m.groupdict()
+    try:
+        if g["whole"] is not None or g["lwhole"] is not None:
+            whole, num, den = (
+                (g["whole"], g["num"], g["den"]) if g["whole"] else (g["lwhole"], g["lnum"], g["lden"])
+            )
+            fraction = Fraction(int(num), int(den))
+            if fraction >= 1:  # "3 4/2" is not a mixed number
+                return None
+            value = int(whole) + fraction
+        elif g["fnum"] is not None:
+            value = Fraction(g["fnum"].replace(",", "")) / Fraction(g["fden"].replace(",", ""))
+            value = -value if g["fsign"] == "-" else value
+        elif g["a"] is not None:
+            value = Fraction(g["a"].replace(",", "")) / Fraction(g["b"].replace(",", ""))
+        else:
+            value = Fraction(g["mantissa"].replace(",", "").replace(" ", ""))
+            if g["exp"] is not None:
+                exponent = int(g["exp"].replace(" ", ""))
+                if abs(exponent) > MAX_POWER_DIGITS:
+                    raise _TooComplex
+                value *= Fraction(10) ** exponent
+    except ZeroDivisionError:
         return None
-    return match.group(0).replace(",", "").replace("−", "-").replace(" ", "")
-
-
-def extract_answer(text: str | None) -> str | None:
-    """The model's final answer as a clean string, or None when the response has none."""
-    if not text or not text.strip():
-        return None
-    tail = normalize_digits(text[-TAIL_CHARS:])
-    boxed = last_boxed(tail)
-    if boxed is not None and (answer := clean_answer(boxed)) is not None:
-        return answer
-    for marker in _MARKERS:
-        # Each claim runs to the next claim or the end of its line, so the last claim wins.
-        matches = list(marker.finditer(tail))
-        for i in reversed(range(len(matches))):
-            end = matches[i].end()
-            stop = matches[i + 1].start() if i + 1 < len(matches) else len(tail)
-            line_end = tail.find("\n", end)
-            segment = tail[end : stop if line_end < 0 else min(stop, line_end)]
-            if (answer := clean_answer(segment)) is not None:
-                return answer
-    numbers = _NUMBER_RE.findall(tail)
-    if not numbers:
-        return None
-    return numbers[-1].replace(",", "").replace("−", "-").replace(" ", "")
+    return -value if g["sign"] == "-" else value
 
 
 def as_fraction(value: str) -> Fraction | None:
-    """An exact number from "12", "-3.5", "1,000", "3/4" or "\\frac{3}{4}"; None for anything else."""
-    s = value.strip().replace(",", "").replace("−", "-").replace(" ", "")
-    latex = _LATEX_FRAC_RE.match(s)
-    if latex is not None:
-        s = f"{latex.group(1)}/{latex.group(2)}"
-    if not re.fullmatch(r"-?(?:\d+(?:\.\d+)?|\.\d+)(?:/-?\d+)?", s):
-        return None
+    """An exact number from "12", "-3.5", "1,000", "3/4", "3 1/2", "1.5e3" or "\\frac{3}{4}"; None for
+    anything else (including numbers too large to compare)."""
     try:
-        return Fraction(s)
-    except (ValueError, ZeroDivisionError):
+        return _parse_number(_clean(normalize_text(value)))
+    except _TooComplex:
         return None
 
 
-def verify(extracted: str | None, reference: str) -> bool:
-    """Whether an extracted answer equals the reference: exact rational comparison when both are
-    numbers, math-verify (symbolic) otherwise."""
-    if extracted is None:
-        return False
-    reference_clean = clean_answer(normalize_digits(reference)) or reference.strip()
-    ours, theirs = as_fraction(extracted), as_fraction(reference_clean)
-    if ours is not None and theirs is not None:
-        return ours == theirs
-    if max(len(extracted), len(reference_clean)) > MAX_SYMBOLIC_CHARS:
-        return extracted.strip() == reference_clean
-    return _symbolic_equal(extracted, reference_clean)
+# ---------------------------------------------------------------------------------------------
+# Cleaning a value
+
+_TEXT_CMD_RE = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}"
+)
+# LaTeX spacing (also "~" after a word, a non-breaking space) becomes a space; "1{,}000" a comma.
+_SPACING_RE = re.compile(
+    r"\\[,;:! ]|\\(?:left|right|displaystyle|quad|qquad)\b|\{,\}|(?<=[\w}])~"
+    r"|\\(?:hspace|vspace|phantom|hphantom|vphantom)\s*\{[^{}]*\}"
+)
+_EMPHASIS_RE = re.compile(
+    r"(?<![^\s(\[])(?:\*{1,2}|_{1,2})(?=[^\s*_])|(?<=[^\s*_])(?:\*{1,2}|_{1,2})(?![^\s.,;:!?)\]])"
+)
+_MATH_DELIMITER_RE = re.compile(r"\\[()\[\]]")
+_DEGREES_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 
 
-def _symbolic_equal(extracted: str, reference: str) -> bool:
+def _unwrap(text: str) -> str:
+    """`\\text{or}` → " or ": text commands are read as the words they hold."""
+    return _TEXT_CMD_RE.sub(lambda m: f" {m.group(1)} ", text)
+
+
+def _clean(text: str) -> str:
+    """A value without LaTeX spacing, `$`, `%`, degree signs, outer braces and a trailing period."""
+    s = _SPACING_RE.sub(lambda m: "," if m.group() == "{,}" else " ", _unwrap(text))
+    s = _EMPHASIS_RE.sub("", s)  # markdown "**42**" (but "2**10" and "2 * 3" are math)
+    s = s.replace("\\$", "").replace("$", "").replace("\\%", "").replace("%", "").replace("**", "^")
+    s = _MATH_DELIMITER_RE.sub(" ", s)
+    s = _DEGREES_RE.sub("", s).strip().rstrip(".").strip()
+    while len(s) >= 2 and s[0] == "{" and s[-1] == "}" and _balanced(s[1:-1]):
+        s = s[1:-1].strip()
+    return s
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _canon(text: str) -> str:
+    """Whitespace-, `$`- and text-command-insensitive form, for exact comparisons. A space between
+    two word characters stays: "4 2" is not "42"."""
+    return re.sub(r"\s*([^\w\s])\s*", r"\1", re.sub(r"\s+", " ", _clean(text)))
+
+
+# A run of math: numbers, operators, brackets, LaTeX commands, single-letter variables and function
+# names. A word of two or more letters ends it ("42 apples" → "42").
+_FUNCTIONS = "sqrt|sin|cos|tan|cot|sec|csc|log|ln|exp|pi|arcsin|arccos|arctan|sinh|cosh|tanh|mod|gcd|lcm"
+_FUNCTION_RE = re.compile(rf"\b(?:{_FUNCTIONS})\b")
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_MATH_SPAN_RE = re.compile(
+    r"(?:\\[A-Za-z]+|[0-9.,+\-*/^=<>()\[\]{}|!_'\s×÷·√π∞∪∩≤≥\\]"
+    rf"|(?<![A-Za-z])(?:{_FUNCTIONS}|[A-Za-z])(?![A-Za-z]))+"
+)
+
+
+def _math_value(text: str) -> tuple[str, str]:
+    """The answer in a math claim — the leading run of math, its result after the last "=" — and the
+    text after that run."""
+    text = _BOX_RE.sub("", text)  # an unclosed "\\boxed{x+1" in the fallback
+    m = _MATH_SPAN_RE.match(text)
+    span = m.group() if m else ""
+    value = span if re.search(r",|\\pm|±", span) else span[_last_equals(span) + 1 :]  # not "x=1, y=2"
+    return re.sub(r"[\s,.;:(\[{]+$", "", value).strip(), text[len(span) :]
+
+
+def _last_equals(span: str) -> int:
+    """Index of the last top-level "=" (not in braces, not "<=", ">=", "!=", "=="); -1 if none."""
+    depth, last = 0, -1
+    for i, ch in enumerate(span):
+        depth += (ch in "({[") - (ch in ")}]")
+        if (
+            ch == "="
+            and depth == 0
+            and span[i - 1 : i] not in ("<", ">", "!", "=")
+            and span[i + 1 : i + 2] != "="
+        ):
+            last = i
+    return last
+
+
+def _number_text(value: str) -> str:
+    """A clean number as the extracted answer: separators gone, sign attached ("- 1,234" → "-1234")."""
+    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", value)
+    s = re.sub(r"(?<=\d) (?=\d{3}(?![\d/]))", "", s)
+    return re.sub(r"^([-+])\s+", r"\1", s)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference
+
+ReferenceKind = Literal["number", "math", "composite", "choice", "text"]
+# Choice letters stop at H, so the pronoun "I" is never read as a choice.
+_CHOICE_RE = re.compile(r"\(([A-H])\)|([A-H])(?![A-Za-z0-9'])")
+_WORDS_RE = re.compile(r"[A-Za-z][A-Za-z' -]*")
+_RANGE_RE = re.compile(rf"(?:{_DECIMAL})\s*-\s*(?:{_DECIMAL})")
+# What else separates values: LaTeX line breaks, arrows, "|" between numbers.
+_SEPARATOR_RE = re.compile(
+    r"\\\\|[;&]|\d\s*\|\s*\d|\\(?:mid|parallel|to|gets|implies|iff|newline|cr"
+    r"|(?:long)?(?:left|right|leftright|Left|Right|Leftright)arrow)\b"
+)
+_SUBSCRIPTED_NUMBER_RE = re.compile(r"\d\s*_")
+_DANGLING_RE = re.compile(r"[-+*/^=]\s*$")
+_JUXTAPOSED_RE = re.compile(r"\d\s+[-+]?\s*\d|\d\s*\(\s*[-+]?\s*[\d.]+\s*\)")
+_COMPOSITE_RE = re.compile(r",(?!\d{3}(?!\d))|\\pm|\\mp|±|∓|\\cup|∪|\\cap|\bor\b|\band\b")
+
+
+@dataclass(frozen=True)
+class _Reference:
+    kind: ReferenceKind
+    text: str  # the clean reference: a letter, normalised words, or math
+    number: Fraction | None = None
+
+
+def _words(text: str) -> str:
+    """Lower-case words without articles or punctuation: how text answers are compared."""
+    words = re.findall(r"[a-z0-9']+", _clean(text).lower())
+    return " ".join(w for w in words if w not in ("the", "a", "an"))
+
+
+def _read_reference(reference: str) -> _Reference:
+    s = _clean(normalize_text(reference))
+    choice = re.fullmatch(r"\(([A-H])\)(?:\s.*)?|([A-H])", s)
+    if choice is not None:
+        return _Reference("choice", choice.group(1) or choice.group(2))
+    if _WORDS_RE.fullmatch(s) and re.search(r"[A-Za-z]{3,}", s) and not _FUNCTION_RE.search(s):
+        return _Reference("text", _words(s))
+    value = _math_value(s)[0] or s
+    number = _parse_number(value)
+    if number is not None:
+        return _Reference("number", _number_text(value), number)
+    if _COMPOSITE_RE.search(s):
+        return _Reference("composite", s)
+    return _Reference("math", value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+
+# Math that sympy would take unbounded time to compare.
+_UNBOUNDED_RE = re.compile(r"\\(?:sum|prod|int|iint|iiint|oint|lim|limsup|liminf)\b|!!|[)}\]]\s*!")
+# Nesting that math-verify's parser takes seconds on: ((((((x)))))) — 20 levels take 2 s.
+MAX_PAREN_DEPTH = 6
+MAX_BRACE_DEPTH = 10
+_LONG_LITERAL_RE = re.compile(rf"\d{{{MAX_POWER_DIGITS + 1},}}")
+_FREE_VARIABLE_RE = re.compile(r"(?<![A-Za-z\\])(?!e(?![A-Za-z])|i(?![A-Za-z]))[A-Za-z]")
+
+
+def _group(text: str, i: int) -> tuple[str, int]:
+    """The operand starting at text[i]: a balanced `{...}` / `(...)` group, a number, or one symbol."""
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return "", i
+    if text[i] in "{(":
+        close = "}" if text[i] == "{" else ")"
+        depth = 0
+        for j in range(i, min(len(text), i + MAX_SYMBOLIC_CHARS)):
+            depth += (text[j] == text[i]) - (text[j] == close)
+            if depth == 0:
+                return text[i + 1 : j], j + 1
+        return text[i + 1 :], len(text)
+    m = re.match(r"[-+]?\d+(?:\.\d+)?|\\[A-Za-z]+|.", text[i:])
+    assert m is not None  # "." matches any character
+    return m.group(), i + m.end()
+
+
+def _depth(text: str, opening: str, closing: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        depth += (ch in opening) - (ch in closing)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _operand_before(text: str, end: int) -> str:
+    """The operand that ends just before `end`: a balanced (...) / {...} / [...] group (brackets
+    included), a number, a command or one symbol."""
+    j = len(text[:end].rstrip())
+    if j == 0:
+        return ""
+    if text[j - 1] in ")}]":
+        depth = 0
+        for i in range(j - 1, max(-1, j - 1 - MAX_SYMBOLIC_CHARS), -1):
+            depth += (text[i] in ")}]") - (text[i] in "({[")
+            if depth == 0:
+                return text[i:j]
+        return text[:j]
+    m = re.search(r"(?:\d+(?:\.\d+)?|\\[A-Za-z]+|[A-Za-z])$", text[max(0, j - 50) : j])
+    return m.group() if m else text[j - 1]
+
+
+def _has_variable(expr: str) -> bool:
+    return re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", expr)) is not None
+
+
+def _log10_bound(text: str) -> float:
+    """An upper bound on log10 |value| of a numeric expression: exact for a literal, recursive for a
+    power of literals, the count of digits for an expression without powers (it bounds any sum,
+    product or quotient of its literals), and inf for anything else."""
+    s = text.strip()
+    if re.fullmatch(r"[-+]?\d+(?:\.\d+)?", s):
+        return math.log10(max(abs(float(s)), 1.0))
+    if "^" not in s:
+        return float(sum(len(d) for d in re.findall(r"\d+", s)))
+    m = re.match(r"(\d+(?:\.\d+)?)\s*\^", s)
+    if m is None:
+        return math.inf
+    exponent, end = _group(s, m.end())
+    if s[end:].strip():
+        return math.inf
+    log_exponent = _log10_bound(exponent)
+    if log_exponent > 9:
+        return math.inf
+    return 10**log_exponent * math.log10(max(float(m.group(1)), 1.0))
+
+
+def _too_complex(expr: str) -> bool:
+    """Cheap checks that keep sympy away from answers it could spend unbounded time on."""
+    if _UNBOUNDED_RE.search(expr) or _LONG_LITERAL_RE.search(expr):
+        return True
+    if _depth(expr, "([", ")]") > MAX_PAREN_DEPTH or _depth(expr, "{", "}") > MAX_BRACE_DEPTH:
+        return True
+    for m in re.finditer(r"(\d+)\s*!", expr):  # 1000000! has 5.5 million digits
+        if int(m.group(1)) > 1000:
+            return True
+    for m in re.finditer(r"\\(?:binom|dbinom|tbinom)\s*\{([^{}]*)\}", expr):
+        if _log10_bound(m.group(1)) > 4:
+            return True
+    for m in re.finditer(r"\^", expr):
+        exponent, _ = _group(expr, m.end())
+        if _has_variable(exponent):
+            continue  # a symbolic exponent (x^{x^{x}}, e^{-x^{2}}) stays unevaluated
+        log_exponent = _log10_bound(exponent)
+        base = _operand_before(expr, m.start())
+        if base[:1] in ("(", "{", "[") and _has_variable(base):
+            if log_exponent > math.log10(12):
+                return True  # (x+1)^{200}, \sin(x)^{100}: sympy expands them for seconds
+        elif base[:1] in ("(", "{", "[") or base[:1].isdigit():  # a number: (1/2)^{20}, 9^{9^{9}}
+            digits = 10 ** min(log_exponent, 12) * _log10_bound(base.strip("(){}[]"))
+            if digits > MAX_POWER_DIGITS:
+                return True
+        elif log_exponent > math.log10(MAX_POWER_DIGITS):
+            return True  # x^{10^{9}}, e^{1000000}
+    return False
+
+
+def _symbolic_equal(candidate: str, reference: str) -> bool:
     from math_verify import parse
     from math_verify import verify as mv_verify
 
-    # We disable its signal-based timeouts on purpose (inputs are bounded above); silence the
-    # warning it logs about that on every call.
+    # Its signal-based timeouts are off on purpose (they fail outside the main thread; inputs are
+    # bounded by _too_complex); silence the warning it logs about that on every call.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     try:
         gold = parse(f"${reference}$", parsing_timeout=None)
-        target = parse(f"${extracted}$", parsing_timeout=None)
+        target = parse(f"${candidate}$", parsing_timeout=None)
         if not gold or not target:
-            return extracted.strip() == reference.strip()
+            return False
         return bool(mv_verify(gold, target, timeout_seconds=None))
     except Exception:  # sympy raises many types on odd input; an unparseable answer is wrong
         return False
 
 
-def grade(response: str | None, reference: str) -> Grade:
-    """Extract and verify; reward is 1.0 for a correct answer and 0.0 otherwise."""
+def _choice_letters(text: str) -> set[str]:
+    return {a or b for a, b in _CHOICE_RE.findall(_clean(text))}
+
+
+def _compare(value: str, ref: _Reference) -> str | None:
+    """None when the value equals the reference, else the failure kind."""
+    if ref.kind == "choice":
+        letters = _choice_letters(value)
+        if len(letters) > 1:
+            return "multiple answers"
+        return None if letters == {ref.text} else "wrong answer"
+    if ref.kind == "text":
+        return None if _words(value) == ref.text else "wrong answer"
+    value = _clean(value)
+    if _canon(value) == _canon(ref.text):
+        return None
+    number = _parse_number(value)
+    if number is not None and ref.number is not None:
+        return None if number == ref.number else "wrong answer"
+    several = (
+        _COMPOSITE_RE.search(value)
+        or _RANGE_RE.fullmatch(value)
+        or _JUXTAPOSED_RE.search(value)
+        or _SEPARATOR_RE.search(value)
+        or value.count("|") % 2
+    )
+    if ref.kind != "composite" and number is None and several:
+        return "multiple answers"  # "5, 6", "5 or 6", "5 \\pm 1", "5-6", "5 6", "5 \\\\ 6", "5|6"
+    if _SUBSCRIPTED_NUMBER_RE.search(value) or _DANGLING_RE.search(value):
+        return "wrong answer"  # "5_{6}" (a numeral in another base) and "42-" are read as 5 and 42 by sympy
+    if ref.number is not None and _FREE_VARIABLE_RE.search(re.sub(r"\\[A-Za-z]+", "", value)):
+        return "wrong answer"  # "x + 1" is never the number 3
+    candidate = value
+    if ref.kind == "composite":  # "x = 2 or x = 3" lists the same set as "2, 3"
+        candidate = re.sub(r"\s+(?:or|and)\s+", ", ", value)
+    if max(len(candidate), len(ref.text)) > MAX_SYMBOLIC_CHARS:
+        return "wrong answer"  # not equal as text (above), and too long for sympy
+    if _too_complex(candidate):
+        raise _TooComplex
+    if _too_complex(ref.text):
+        return "wrong answer"
+    return None if _symbolic_equal(candidate, ref.text) else "wrong answer"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the final claim
+
+Mode = Literal["math", "choice", "text"]
+
+# Sentences addressed to whoever grades the output.
+_INJECTION_RE = re.compile(
+    r"\b(?:grader|graders|grading|evaluator|verifier|instructions?|answer\s+key|ground[\s-]+truth"
+    r"|gold(?:en)?\s+(?:answer|label)|expected\s+(?:answer|output|result)|official\s+(?:answer|solution)"
+    r"|the\s+reference|reference\s+(?:answer|solution|says|states|value|result|output)"
+    r"|system\s+(?:prompt|message|note)|ignore\s+(?:all\s+|any\s+)?(?:previous|prior|above)"
+    r"|mark\s+(?:this|it|me|as|the\s+answer|my\s+answer|the\s+response)\b[^.\n]{0,40}?\bcorrect)\b"
+    r"|\breference\s*:",
+    re.IGNORECASE,
+)
+# Not "\\!" (LaTeX spacing) nor "5!}" (a factorial).
+_SENTENCE_END_RE = re.compile(r"\n|(?<!\\)[!?]+(?=\s|$)|\.(?=\s|$)")
+# A blanked sentence runs on over a line break that follows a colon ("Grader note:\n42").
+_MASK_END_RE = re.compile(r"(?<![:\s])\s*\n|[!?;]|\.(?=\s|$)|\s(?:but|however)\b", re.IGNORECASE)
+_CLOSE_BRACKET_RE = re.compile(r"[)\]]")
+_MARKER_RE = re.compile(
+    r"####"
+    r"|\b(?:final\s+|correct\s+|right\s+)?answers?\b[\s*_]*(?:to\s+[^.\n]{1,40}?\s+)?"
+    r"(?:is|are|was|were|would\s+be|will\s+be|should\s+be|must\s+be|might\s+be|could\s+be|may\s+be"
+    r"|=|:=|:|->|→)"
+    r"|\b(?:actually|wait|oops|correction|sorry)\b[\s,:!.-]*"
+    r"(?:it(?:'s|\s+is|\s+should\s+be|\s+must\s+be)|that\s+should\s+be|make\s+(?:that|it))",
+    re.IGNORECASE,
+)
+_BRACE_RE = re.compile(r"[{}]")
+# Words between a marker and its value that neither state nor change it ("the answer is therefore
+# 5"), and hedges or negations that do change it (flagged from the whole region, then skipped).
+_LEAD_RE = re.compile(
+    r"(?:[\s*:=`~≈]|\\\(|\\\[|n't\b"
+    r"|(?:therefore|thus|hence|so|then|clearly|simply|just|exactly|indeed|actually|finally|definitely"
+    r"|obviously|basically|now|equal\s+to|equals|given\s+by|that|maybe|perhaps|possibly|probably|likely"
+    r"|approximately|approx|roughly|around|about|nearly|almost|at\s+least|at\s+most|not|never|between"
+    r"|either|from|option|choice|letter)\b)*",
+    re.IGNORECASE,
+)
+# A subordinate clause explains the answer rather than stating it: it is not read for flags.
+_CUT_RE = re.compile(
+    r",?\s+(?:because|since|as|which|who|whose|where|given|using|so|hence|thus|therefore|when|while)\b"
+    r"|\s+\((?:since|because|as|by|using)\b",
+    re.IGNORECASE,
+)
+_HEDGE_RE = re.compile(
+    r"\b(?:maybe|perhaps|possibly|probably|presumably|likely|unlikely|might|may|could|guess(?:ing)?"
+    r"|unsure|uncertain|not\s+(?:sure|certain)|approx(?:imately)?|roughly|around|about|nearly|almost"
+    r"|circa|estimated?|or\s+so|at\s+(?:least|most)|more\s+or\s+less|give\s+or\s+take)\b"
+    # "~" before a number is "about"; after a word or brace it is LaTeX's non-breaking space.
+    r"|-ish\b|[≈≃?]|(?<![\w}])~|\\(?:approx|sim|simeq)\b",
+    re.IGNORECASE,
+)
+_NEGATION_RE = re.compile(r"\b(?:not|never|cannot|neither|nor|no\s+longer)\b|n't\b|≠|\\(?:neq?|not)\b", re.I)
+_MULTIPLE_RE = re.compile(
+    r"\b(?:or|either|between)\b|\band\s*[-+(]?\s*\\?\d|,(?!\d{3}(?!\d))\s*[-+]?\s*\d|±|∓"
+    r"|\\(?:pm|mp|lor|vee)\b|\d\s*(?:to|through|thru|[–—]|\.\.\.?|…)\s*[-+]?\s*\d",
+    re.IGNORECASE,
+)
+# A hedge, negation or alternative that governs the claim right after it: "maybe \boxed{5}",
+# "not 42", "or the answer is 6", "I don't think the answer is", "5 and 6".
+_GOVERNING_RE = re.compile(
+    r"(?:\b(?:maybe|perhaps|possibly|probably|likely|might|could|may|guess|approximately|approx|roughly"
+    r"|about|around|nearly|almost|not|never|either|or|between)\b|n't|≈|(?<![\w}])~|\\approx|\\sim)"
+    r"(?:\s+[A-Za-z']+){0,3}[\s$*(\[]*$|\band\s*[$(\[]*$",
+    re.IGNORECASE,
+)
+# After the final claim: it is taken back, or another candidate is floated.
+_RETRACTION_RE = re.compile(
+    r"\b(?:just\s+kidding|scratch\s+that|never\s*mind|disregard\s+(?:that|this|the\s+above|my\s+answer)"
+    r"|(?:that|this|it|answer)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+(?:right|correct|it))"
+    r"|I\s+was\s+wrong|(?:is|was)\s+not\s+(?:the|my)\s+(?:final\s+|correct\s+|right\s+)?answer)\b",
+    re.IGNORECASE,
+)
+_DOUBT_RE = re.compile(
+    r"\b(?:I(?:'m|\s+am)\s+not\s+(?:sure|certain|confident)|(?:might|could|may)\s+be\s+wrong)\b",
+    re.IGNORECASE,
+)
+# A sentence that floats an alternative ("Or maybe 6."), or a correction ("Wait, 6."): it hedges the
+# claim when the last number after it differs from the claimed value.
+_ALTERNATIVE_RE = re.compile(
+    r"(?<![^.!?\n])[\s(\[*_\"']*(?:or|alternatively|maybe|perhaps|possibly|probably|unless)\b"
+    r"|\b(?:wait|actually|oops|correction|sorry|mistake|hmm)\b|\bno,",
+    re.IGNORECASE,
+)
+# A clause ends at a sentence end, a colon, or a comma before a space ("1,234" and "1,2,3" go on).
+_CLAUSE_END_RE = re.compile(r"\n|(?<!\\)[!?;:]|[.,](?=\s)")
+# A number right before the answer, with only a space or a comma between: a bare list ("1 2 3", "1, 2").
+_UNIT_POWER_RE = re.compile(r"\^\s*\{?\s*[-+]?\d+\s*\}?")
+_LISTED_RE = re.compile(r"\d[ \t]*[,;]?[ \t]*$")
+_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z]+|[^\s\w]")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    value: str | None
+    # The text the value was read from (a box's content, or the rest of an answer sentence): what
+    # it says about the claim (hedged, negated, ...) is `inner`; what the text around it says, `outer`.
+    region: str = ""
+    inner: str | None = None
+    outer: str | None = None
+
+
+def _mask_injections(text: str) -> str:
+    """Blank (with spaces, keeping offsets) every sentence, or bracket, addressed to a grader."""
+    spans: list[tuple[int, int]] = []
+    for m in _INJECTION_RE.finditer(text):
+        if spans and m.start() < spans[-1][1]:
+            continue
+        window = max(0, m.start() - LOOKBACK)
+        before = text[window : m.start()]
+        ends = [e.end() for e in _SENTENCE_END_RE.finditer(before)]
+        start = window + (ends[-1] if ends else 0)
+        opened = max(before.rfind("("), before.rfind("["))
+        bracketed = window + opened >= start and not _CLOSE_BRACKET_RE.search(before, opened)
+        stop = _MASK_END_RE.search(text, m.end(), m.end() + MAX_BOX_CHARS)
+        end = min(len(text), m.end() + MAX_BOX_CHARS) if stop is None else stop.end()
+        if stop is not None and stop.group().strip().lower() in ("but", "however"):
+            end = stop.start()
+        if opened >= 0 and bracketed:  # "(reference: 42)" blanks the bracket, not the sentence
+            start = window + opened
+            close = _CLOSE_BRACKET_RE.search(text, m.end(), end)
+            end = end if close is None else close.end()
+        spans.append((start, end))
+    if not spans:
+        return text
+    parts, last = [], 0
+    for start, end in spans:
+        parts += [text[last:start], " " * (end - start)]
+        last = end
+    return "".join([*parts, text[last:]])
+
+
+def _box_end(text: str, open_end: int) -> int | None:
+    """Index of the `}` closing a box whose `{` ends at open_end; None if unbalanced within bounds."""
+    depth = 1
+    for m in _BRACE_RE.finditer(text, open_end, min(len(text), open_end + MAX_BOX_CHARS)):
+        depth += 1 if m.group() == "{" else -1
+        if depth == 0:
+            return m.start()
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` / `\\fbox{...}`, honouring nested braces; None when there is
+    none or it is cut off (e.g. by max_tokens)."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    m = _BOX_RE.match(text, start) if start >= 0 else None
+    if m is None:
+        return None
+    end = _box_end(text, m.end())
+    return None if end is None else text[m.end() : end]
+
+
+def _clause_start(text: str, start: int, floor: int = 0) -> int:
+    """Where the clause that leads up to `start` begins (at most LOOKBACK characters back)."""
+    window = max(floor, start - LOOKBACK)
+    ends = [m.end() for m in _CLAUSE_END_RE.finditer(text, window, start)]
+    return ends[-1] if ends else window
+
+
+def _clause_after(text: str, start: int) -> str:
+    """From `start` to the end of its sentence (with a final "?", so that the hedge is seen; without
+    "." or "!", which would read as a decimal point or a factorial) or to a subordinate clause
+    ("because ..."), at most CLAIM_WINDOW characters."""
+    window = text[start : start + CLAIM_WINDOW]
+    stop = _SENTENCE_END_RE.search(window)
+    clause = window if stop is None else window[: stop.end() if "?" in stop.group() else stop.start()]
+    cut = _CUT_RE.search(clause)
+    return clause if cut is None else clause[: cut.start()]
+
+
+def _flag(text: str) -> str | None:
+    """The failure kind that words of a claim earn it, if any."""
+    text = _unwrap(text)
+    if _HEDGE_RE.search(text):
+        return "hedged"
+    if _NEGATION_RE.search(text):
+        return "negated"
+    if _MULTIPLE_RE.search(text):
+        return "multiple answers"
+    return None
+
+
+def _governing_flag(text: str, start: int, floor: int = 0) -> str | None:
+    """A hedge, negation or alternative right before a claim ("maybe \\boxed{5}")."""
+    m = _GOVERNING_RE.search(_unwrap(text[_clause_start(text, start, floor) : start]))
+    return None if m is None else _flag(m.group()) or "multiple answers"
+
+
+def _trailing_flag(text: str, last: int, value: str) -> str | None:
+    """What the text after the final claim's sentence (which holds position `last`) does to it:
+    retract it, or float another value."""
+    sentence_end = _SENTENCE_END_RE.search(text, last)
+    if sentence_end is None:
+        return None
+    rest = sentence_end.end()
+    if _RETRACTION_RE.search(text, rest):
+        return "negated"
+    if _DOUBT_RE.search(text, rest):
+        return "hedged"
+    cue = _ALTERNATIVE_RE.search(text, rest)
+    number = None if cue is None else _last_number(text, cue.end(), len(text))
+    if number is not None and as_fraction(number.group()) != as_fraction(value):
+        return "hedged"  # "The answer is 5. Or maybe 6." / "Wait, 6." (but not "Alternatively, 2 + 3 = 5.")
+    return None
+
+
+def _normalized(text: str) -> str:
+    """Lower case, single spaces, no `$`: for finding text restated from the question."""
+    return re.sub(r"\s+", " ", text.replace("$", "")).strip().lower()
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.lower().replace(",", "") for t in _TOKEN_RE.findall(text)]
+
+
+def _read_value(region: str, mode: Mode) -> tuple[str | None, str | None]:
+    """The answer at the start of a claim's region (None when the claim states none: "the answer is
+    correct", "the answer is as follows"), and "multiple answers" when another number follows it in
+    the clause ("5 & 6", "5; 6"; not a unit's power, "5 m^2")."""
+    lead = _LEAD_RE.match(region)
+    rest = region[lead.end() :] if lead else region
+    if mode == "choice":
+        clause = _clean(rest)
+        return (clause if _CHOICE_RE.match(clause) else None), None
+    if mode == "text":
+        return _words(rest) or None, None
+    if re.match(rf"a\s+[A-Za-z]{{2}}|(?!(?:{_FUNCTIONS})\b)[A-Za-z]{{2}}", rest):
+        return None, None  # a word, not math: no value is claimed
+    value, after = _math_value(_clean(rest))
+    if not value:
+        return None, None
+    extra = "multiple answers" if re.search(r"\d", _UNIT_POWER_RE.sub("", after)) else None
+    return (_number_text(value) if _NUMBER_VALUE_RE.fullmatch(value) else value), extra
+
+
+def _final_answer(text: str, question: str | None, mode: Mode) -> _Answer:
+    """Find and read the final claim (rules 1-3) in normalised, injection-masked text."""
+    quoted = _normalized(normalize_text(question[:MAX_QUESTION_CHARS])) if question else ""
+    claims = sorted(
+        [(m.start(), m.end(), True) for m in _BOX_RE.finditer(text)]
+        + [(m.start(), m.end(), False) for m in _MARKER_RE.finditer(text)]
+    )
+    floor = 0  # the last marker that stated no value ("the answer is correct: 41"): read after it
+    for start, end, boxed in reversed(claims[-MAX_CLAIMS:]):
+        if boxed:
+            close = _box_end(text, end)
+            if close is None or not _clean(text[end:close]):
+                continue  # cut off, or an empty template box
+            region, after = text[end:close], close + 1
+        else:
+            region = _clause_after(text, end)
+            after = end + len(region)
+        value, extra = _read_value(region, mode)
+        if value is None and not boxed:
+            floor = max(floor, end)
+            continue
+        # A box always states its content, even when it is not a value ("\boxed{\text{five}}").
+        value = value if value is not None else _clean(region)
+        claim = text[start:after] if boxed else f"{text[start:end]} {value}"
+        if quoted and _normalized(claim) in quoted:
+            continue  # restated from the question ("Tom says the answer is 12")
+        tail = _clause_after(text, after) if boxed else ""
+        outer = (
+            (None if boxed else _flag(text[start:end]))  # "the answer might be"
+            or _governing_flag(text, start)
+            or _flag(tail)
+            or _trailing_flag(text, after + len(tail) - 1, value)
+        )
+        return _Answer(value, region, _flag(region) or extra, outer)
+    if mode == "math":
+        return _fallback(text, floor, quoted)
+    # No claim of a letter or a word: a short last line ("(C)", "even") is one, unless quoted.
+    line = text[max(floor, len(text) - CLAIM_WINDOW) :].rstrip().rsplit("\n", 1)[-1].strip()
+    value = _read_value(line, mode)[0] if len(line) <= MAX_BARE_CHARS else None
+    if value is None or (quoted and _normalized(line) in quoted):
+        return _Answer(None)
+    return _Answer(value, line, _flag(line))
+
+
+def _fallback(text: str, floor: int, quoted: str) -> _Answer:
+    """No claim: the last number after `floor`, read with the math around it ("7 * 2 = 14" → 14,
+    "2^{3}" → 2^{3}), skipping numbers inside text copied from the question."""
+    tokens = _tokens(quoted)
+    trigrams = {tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)}
+    end = len(text)
+    for _ in range(MAX_FALLBACK_NUMBERS):
+        number = _last_number(text, floor, end)
+        if number is None:
+            return _Answer(None)
+        start, stop = number.span()
+        around = [
+            *_tokens(text[max(floor, start - 40) : start])[-2:],
+            *_tokens(number.group()),
+            *_tokens(text[stop : stop + 40])[:2],
+        ]
+        if any(tuple(around[i : i + 3]) in trigrams for i in range(len(around) - 2)):
+            end = start
+            continue
+        clause = _clause_start(text, start, floor)
+        sentence = _SENTENCE_END_RE.search(text, stop)
+        limit = len(text) if sentence is None else sentence.start()
+        spans = (m for m in _MATH_SPAN_RE.finditer(text, clause, limit) if m.end() >= stop)
+        span = next(spans, None)
+        value_start = span.start() if span is not None and span.start() <= start else start
+        # "0 1 2 ... 4999" is a bare list: its last number is read, and the list fails.
+        listed = _LISTED_RE.search(text, max(floor, min(value_start, start - 16)), start) is not None
+        value_start = start if listed else value_start
+        region = _clause_after(text, value_start)
+        value, extra = _read_value(region, "math")
+        if value is None:
+            return _Answer(None)
+        outer = (
+            ("multiple answers" if listed else None)
+            or _governing_flag(text, value_start, floor)
+            or _trailing_flag(text, value_start + len(region) - 1, value)
+        )
+        return _Answer(value, region, _flag(region) or extra, outer)
+    return _Answer(None)
+
+
+def _last_number(text: str, floor: int, end: int) -> re.Match[str] | None:
+    """The last number token in text[floor:end], searched backwards in windows (linear overall)."""
+    size = 4096
+    while end > floor:
+        start = max(floor, end - size)
+        last = None
+        for last in _NUMBER_TOKEN_RE.finditer(text, start, end):  # noqa: B007  # keep the last
+            pass
+        if last is None:
+            if start == floor:
+                return None
+            end = start + 32  # overlap, so a token across the window's edge is seen whole
+        elif last.start() > start + 32 or start == floor:
+            return last
+        else:
+            size *= 2  # the token may begin before the window: widen it
+    return None
+
+
+def precheck(response: str | None) -> Grade | None:
+    """The grade of a response that needs no reading (empty, or longer than MAX_RESPONSE_CHARS)."""
     if not response or not response.strip():
-        return Grade(extracted=None, correct=False, reward=0.0, failure="empty")
-    extracted = extract_answer(response)
+        return failed("empty")
+    if len(response) > MAX_RESPONSE_CHARS:
+        return failed("too long")
+    return None
+
+
+def _mode(ref: _Reference) -> Mode:
+    return "choice" if ref.kind == "choice" else "text" if ref.kind == "text" else "math"
+
+
+def extract_answer(text: str | None, question: str | None = None) -> str | None:
+    """The model's final answer (a number or an expression) as a clean string, or None when the
+    response has none. Hedged, negated or multiple claims are still extracted; `grade` fails them."""
+    if text is None or precheck(text) is not None:
+        return None
+    return _final_answer(_mask_injections(normalize_text(text)), question, "math").value
+
+
+def verify(extracted: str | None, reference: str) -> bool:
+    """Whether an extracted answer equals the reference: exact rational comparison for numbers,
+    letters for multiple choice, normalised text for words, math-verify (symbolic) otherwise."""
     if extracted is None:
-        return Grade(extracted=None, correct=False, reward=0.0, failure="no answer found")
-    correct = verify(extracted, reference)
-    return Grade(extracted, correct, 1.0 if correct else 0.0, None if correct else "wrong answer")
+        return False
+    try:
+        return _compare(normalize_text(extracted), _read_reference(reference)) is None
+    except _TooComplex:
+        return False
+
+
+def grade(response: str | None, reference: str, question: str | None = None) -> Grade:
+    """Extract the final claim and verify it; reward is 1.0 for a correct answer and 0.0 otherwise.
+    `question`, when given, lets claims restated from it be ignored."""
+    if response is None or (early := precheck(response)) is not None:
+        return early or failed("empty")
+    try:
+        ref = _read_reference(reference)
+    except _TooComplex:  # an astronomically large reference: only an identical answer matches
+        ref = _Reference("math", _clean(normalize_text(reference)))
+    answer = _final_answer(_mask_injections(normalize_text(response)), question, _mode(ref))
+    if answer.value is None:
+        return failed("no answer found")
+    inner = answer.inner
+    if inner == "multiple answers" and ref.kind == "composite":
+        inner = None  # the reference is itself a list, set, tuple or interval
+    if inner is not None and _canon(answer.region) == _canon(normalize_text(reference)):
+        inner = None  # words the reference itself holds ("\text{not possible}")
+    if (failure := answer.outer or inner) is not None:
+        return failed(failure, answer.value)
+    try:
+        failure = _compare(answer.value, ref)
+    except _TooComplex:
+        failure = "too complex"
+    return Grade(answer.value, failure is None, 1.0 if failure is None else 0.0, failure)

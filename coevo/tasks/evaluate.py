@@ -1,6 +1,7 @@
 """Evaluation: accuracy of a policy on a problem set, with a Wilson 95% interval and a per-skill
 table. Requests go through the `Engine` protocol concurrently (the engine batches them);
-grading runs in worker threads so the event loop never blocks on sympy.
+grading runs in the worker processes of a `Verifier` (the shared default one unless given), so the
+event loop never blocks on sympy and no output can stall the evaluation.
 
 With `params.n > 1` every sample is graded and counted as one attempt (mean accuracy over
 samples, i.e. pass@1 estimated from n samples).
@@ -11,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coevo.engines.base import ChatMessage, Engine, GenerationRequest, SamplingParams
-from coevo.tasks.answers import grade
 from coevo.tasks.problem import Problem
 from coevo.tasks.prompts import solver_messages
+from coevo.tasks.verifier import Verifier, default_verifier
 
 UNLABELLED = "(no skill)"
 
@@ -90,30 +92,40 @@ async def evaluate(
     prompt: PromptFn = solver_messages,
     concurrency: int = 64,
     progress: bool = True,
+    verifier: Verifier | None = None,
 ) -> EvalReport:
     """Generate an answer to every problem and grade it against the reference.
 
     `params` defaults to greedy decoding with 256 new tokens; `concurrency` bounds the requests
-    in flight; `progress` prints a line to stderr about every tenth of the way.
+    in flight; `progress` prints a line to stderr about every tenth of the way; `verifier`
+    defaults to `default_verifier()`.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     params = params or SamplingParams(temperature=0.0, max_tokens=256)
     gate = asyncio.Semaphore(concurrency)
+    grader = verifier or default_verifier()
     done = 0
     step = max(1, len(problems) // 10)
+    started = time.perf_counter()
 
     async def one(problem: Problem) -> list[EvalRecord]:
         nonlocal done
         request = GenerationRequest(messages=list(prompt(problem.question)), params=params, adapter=adapter)
         async with gate:
             (result,) = await engine.generate([request])
-        grades = await asyncio.gather(
-            *(asyncio.to_thread(grade, c.text, problem.answer) for c in result.completions)
+        grades = await grader.grade_many(
+            [(c.text, problem.answer, problem.question) for c in result.completions]
         )
         done += 1
         if progress and (done % step == 0 or done == len(problems)):
-            print(f"eval: {done}/{len(problems)} problems", file=sys.stderr, flush=True)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done * (len(problems) - done)
+            print(
+                f"eval: {done}/{len(problems)} problems, {elapsed:.0f} s, ETA {eta:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         return [
             EvalRecord(
                 problem.id,

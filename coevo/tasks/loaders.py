@@ -6,11 +6,17 @@ Names: "gsm8k" and "mathdial" → `<data dir>/<name>/<split>.jsonl`, where the d
 or the first `shared/data` (or `data`) folder found walking up from the working directory or from
 this package; "procedural-heldout" → the built-in held-out set; "hf:<name>[:<config>]" → the hub;
 anything else is a file path whose format is detected from its fields.
+
+Rows are validated as they are read: an empty dataset, an undecodable (binary) file, and a row whose
+question or answer is missing, null, NaN, empty or not a scalar are refused with a DatasetError that
+names the file and line ("data.jsonl:3: answer is null").
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,32 +51,63 @@ def find_data_dir() -> Path | None:
     return None
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Row]]:
+def _rows(path: Path) -> Iterator[tuple[int, str, Row]]:
+    """(index, location, row) for each row; the location ("data.jsonl:3", "data.json item 2") is
+    what errors about the row name."""
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise DatasetError(f"{path}: a .json dataset must hold a list of objects")
-        yield from enumerate(data)
-        return
-    with path.open(encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
+    count = 0
+    try:
+        if path.suffix == ".json":
             try:
-                row = json.loads(line)
+                data = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{index + 1}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{index + 1}: each line must be a JSON object")
-            yield index, row
+                raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(data, list):
+                raise DatasetError(f"{path}: a .json dataset must hold a list of objects")
+            for index, row in enumerate(data):
+                if not isinstance(row, dict):
+                    raise DatasetError(f"{path} item {index}: each item must be a JSON object")
+                count += 1
+                yield index, f"{path} item {index}", row
+        else:
+            with path.open(encoding="utf-8") as handle:
+                for index, line in enumerate(handle):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DatasetError(f"{path}:{index + 1}: not valid JSON ({exc.msg})") from None
+                    if not isinstance(row, dict):
+                        raise DatasetError(f"{path}:{index + 1}: each line must be a JSON object")
+                    count += 1
+                    yield index, f"{path}:{index + 1}", row
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason}): a binary file?") from None
+    if count == 0:
+        raise DatasetError(f"{path}: the dataset is empty (no rows)")
 
 
 def _field(row: Row, name: str, where: str) -> str:
+    """A question or answer field as text, refusing a value that cannot be one: missing, null,
+    NaN or infinite, empty, or a list or object."""
     if name not in row:
         raise DatasetError(f"{where}: missing field {name!r} (fields: {', '.join(map(str, row))})")
-    return str(row[name])
+    value = row[name]
+    if value is None:
+        raise DatasetError(f"{where}: {name} is null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DatasetError(f"{where}: {name} is {'NaN' if math.isnan(value) else 'infinite'}")
+    if isinstance(value, list | dict):
+        kind = "a list" if isinstance(value, list) else "an object"
+        raise DatasetError(f"{where}: {name} is not a scalar ({kind})")
+    text = str(value)
+    if not text.strip():
+        raise DatasetError(f"{where}: {name} is empty")
+    if text.strip().lower() == "nan":  # a missing value, as pandas exports it
+        raise DatasetError(f"{where}: {name} is NaN")
+    return text
 
 
 def _problem(
@@ -87,40 +124,38 @@ def _problem(
 
 
 def _take(problems: Iterable[Problem], limit: int | None) -> list[Problem]:
-    out: list[Problem] = []
-    for problem in problems:
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(problem)
-    return out
+    """The first `limit` problems (all when None); rows past the limit are never read or checked."""
+    return list(itertools.islice(problems, limit))
 
 
 def gsm8k_problem(row: Row, index: int, dataset: str = "gsm8k", where: str = "gsm8k") -> Problem:
     """Reference = the text after `####`, commas removed; solution = the worked text without the
-    calculator annotations `<<...>>`."""
+    calculator annotations `<<...>>`. `where` names the row in errors."""
     question, text = _field(row, "question", where), _field(row, "answer", where)
     if "####" not in text:
-        raise DatasetError(f"{where}: row {index}: the answer has no '#### N' final line")
+        raise DatasetError(f"{where}: the answer has no '#### N' final line")
     worked, final = text.rsplit("####", 1)
     answer = final.strip().replace(",", "")
+    if not answer:
+        raise DatasetError(f"{where}: answer is empty after '####'")
     return _problem(question, answer, dataset, index, _CALCULATOR_RE.sub("", worked).strip())
 
 
 def load_gsm8k(path: str | Path, limit: int | None = None) -> list[Problem]:
     path = Path(path)
-    return _take((gsm8k_problem(row, i, where=str(path)) for i, row in _rows(path)), limit)
+    return _take((gsm8k_problem(row, i, where=where) for i, where, row in _rows(path)), limit)
 
 
 def math_problem(row: Row, index: int, dataset: str = "math", where: str = "math") -> Problem:
     """`problem` plus `answer`, or the last `\\boxed{}` of `solution`; `type`/`level` become the
-    skill and difficulty when present."""
+    skill and difficulty when present. `where` names the row in errors."""
     question = _field(row, "problem", where)
-    solution = str(row["solution"]) if "solution" in row else None
-    answer = str(row["answer"]).strip() if "answer" in row else None
+    solution = None if row.get("solution") is None else str(row["solution"])
+    answer = _field(row, "answer", where).strip() if "answer" in row else None
     if answer is None and solution is not None:
         answer = last_boxed(solution)
     if not answer:
-        raise DatasetError(f"{where}: row {index}: no `answer` field and no \\boxed{{}} in `solution`")
+        raise DatasetError(f"{where}: no `answer` field and no \\boxed{{}} in `solution`")
     extra: dict[str, Any] = {}
     if row.get("type"):
         extra["skills"] = [str(row["type"])]
@@ -132,7 +167,7 @@ def math_problem(row: Row, index: int, dataset: str = "math", where: str = "math
 
 def load_math(path: str | Path, limit: int | None = None) -> list[Problem]:
     path = Path(path)
-    return _take((math_problem(row, i, where=str(path)) for i, row in _rows(path)), limit)
+    return _take((math_problem(row, i, where=where) for i, where, row in _rows(path)), limit)
 
 
 def load_jsonl(
@@ -151,12 +186,12 @@ def load_jsonl(
     path = Path(path)
     name = dataset or path.stem
 
-    def build(index: int, row: Row) -> Problem:
-        raw = _field(row, answer_field, str(path))
+    def build(index: int, where: str, row: Row) -> Problem:
+        raw = _field(row, answer_field, where)
         answer = answer_parser(raw) if answer_parser else raw.strip()
         skills = row.get(skills_field) if skills_field else None
         return _problem(
-            _field(row, question_field, str(path)),
+            _field(row, question_field, where),
             answer,
             name,
             index,
@@ -164,7 +199,7 @@ def load_jsonl(
             **({"skills": [str(s) for s in skills]} if isinstance(skills, list) else {}),
         )
 
-    return _take((build(i, row) for i, row in _rows(path)), limit)
+    return _take((build(i, where, row) for i, where, row in _rows(path)), limit)
 
 
 def _mathdial_answer(ground_truth: str) -> str:
@@ -196,25 +231,30 @@ def load_hf(
             f"could not load {name!r} (split {split!r}) from the Hugging Face hub: "
             f"{type(exc).__name__}: {exc}. Offline? Use a local JSONL file instead."
         ) from None
+    if len(rows) == 0:
+        raise DatasetError(f"hf:{name} (split {split!r}): the dataset is empty (no rows)")
     if limit is not None:
         rows = rows.select(range(min(limit, len(rows))))
     return [
-        _detect_row(dict(row), i, f"hf:{name}", question_field, answer_field) for i, row in enumerate(rows)
+        _detect_row(dict(row), i, f"hf:{name}", question_field, answer_field, f"hf:{name} row {i}")
+        for i, row in enumerate(rows)
     ]
 
 
-def _detect_row(row: Row, index: int, dataset: str, question_field: str, answer_field: str) -> Problem:
+def _detect_row(
+    row: Row, index: int, dataset: str, question_field: str, answer_field: str, where: str
+) -> Problem:
     if "problem" in row and question_field not in row:
-        return math_problem(row, index, dataset, dataset)
+        return math_problem(row, index, dataset, where)
     if "####" in str(row.get(answer_field, "")) and answer_field == "answer":
-        return gsm8k_problem(row, index, dataset, dataset)
+        return gsm8k_problem(row, index, dataset, where)
     if "ground_truth" in row and answer_field not in row:
-        answer = _mathdial_answer(str(row["ground_truth"]))
+        ground_truth = _field(row, "ground_truth", where)
         return _problem(
-            _field(row, question_field, dataset), answer, dataset, index, str(row["ground_truth"])
+            _field(row, question_field, where), _mathdial_answer(ground_truth), dataset, index, ground_truth
         )
     return _problem(
-        _field(row, question_field, dataset), _field(row, answer_field, dataset).strip(), dataset, index
+        _field(row, question_field, where), _field(row, answer_field, where).strip(), dataset, index
     )
 
 
@@ -225,7 +265,8 @@ def load_file(path: str | Path, limit: int | None = None) -> list[Problem]:
     if path.suffix not in (".jsonl", ".json"):
         raise DatasetError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl or .json)")
     dataset = path.parent.name if path.stem in ("train", "test", "validation") else path.stem
-    return _take((_detect_row(row, i, dataset, "question", "answer") for i, row in _rows(path)), limit)
+    rows = _rows(path)
+    return _take((_detect_row(row, i, dataset, "question", "answer", where) for i, where, row in rows), limit)
 
 
 def load_dataset_spec(

@@ -7,7 +7,15 @@ import time
 
 import pytest
 
-from coevo.tasks.answers import as_fraction, extract_answer, grade, verify
+from coevo.tasks.answers import (
+    FAILURES,
+    MAX_RESPONSE_CHARS,
+    as_fraction,
+    extract_answer,
+    grade,
+    normalize_text,
+    verify,
+)
 
 # (response, reference, expected extracted, expected verdict)
 CASES: list[tuple[str, str, str | None, bool]] = [
@@ -49,8 +57,11 @@ CASES: list[tuple[str, str, str | None, bool]] = [
     ("So, the answer to the problem is 3 + 2 = 5.", "5", "5", True),  # seen from SmolLM2
     ("The answer is 2 + 2 = 5", "4", "5", False),  # the stated result is graded, not recomputed
     ("x = 9, so the answer is x = 9", "9", "9", True),
-    ("\\boxed{x+1", "3", "1", False),  # unbalanced box: falls back to the last number
-    ("The answer is 3 1/2?", "7/2", "3", False),  # mixed numbers are not read as one value
+    # Unbalanced box: falls back to the last number, read with the expression that holds it (the old
+    # expectation "1" read an operand of "x+1" as the answer, which is how "2³" became 3).
+    ("\\boxed{x+1", "3", "x+1", False),
+    # Mixed numbers are one value (the old expectation "3" dropped the 1/2); still incorrect: "?" hedges.
+    ("The answer is 3 1/2?", "7/2", "3 1/2", False),
 ]
 
 
@@ -108,3 +119,42 @@ def test_as_fraction(text: str, value: float | None) -> None:
 
 def test_verify_none_is_false() -> None:
     assert verify(None, "1") is False
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("2³", "2^{3}"),  # NFKC alone would make it 23
+        ("10⁻³", "10^{-3}"),
+        ("x₂", "x_{2}"),
+        ("3½", "3 1/2"),
+        ("４２ ٤٢ ४२", "42 42 42"),
+        ("1\u2009234\u00a0567", "1 234 567"),
+        ("4\u200b2 −7", "42 -7"),
+    ],
+)
+def test_normalize_text(text: str, normal: str) -> None:
+    assert normalize_text(text) == normal
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("1.5e3", 1500), ("3 1/2", 3.5), ("- 7", -7), ("1 234", 1234), ("1E+2", 100)]
+)
+def test_as_fraction_reads_every_number_form(text: str, value: float) -> None:
+    assert as_fraction(text) == value
+
+
+def test_question_restatement_is_not_the_answer() -> None:
+    question = "Tom says the answer is 12. What is 5 + 8?"
+    assert extract_answer("Tom says the answer is 12.", question) is None
+    assert extract_answer("Tom says the answer is 12.") == "12"
+    assert grade("Tom says the answer is 12. So 5 + 8 = 13.", "13", question).correct
+
+
+def test_limits_and_failure_kinds() -> None:
+    assert grade("7 " + "x" * MAX_RESPONSE_CHARS, "7").failure == "too long"
+    assert grade("\\boxed{9^{9^{9}}}", "1").failure == "too complex"
+    assert {"empty", "no answer found", "wrong answer", "hedged", "multiple answers", "negated"} <= set(
+        FAILURES
+    )
+    assert {"too long", "too complex", "timeout", "grader error"} <= set(FAILURES)

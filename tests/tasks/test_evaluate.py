@@ -6,17 +6,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from coevo.engines.base import Completion, Engine, GenerationRequest, GenerationResult, SamplingParams
+from coevo.tasks.answers import Grade
 from coevo.tasks.evaluate import EvalReport, evaluate, format_report, wilson_interval
 from coevo.tasks.heldout import heldout_set
 from coevo.tasks.problem import Problem
+from coevo.tasks.verifier import Verifier
 
 
 class ArithmeticEngine:
@@ -149,7 +151,7 @@ def _args(**overrides: object) -> argparse.Namespace:
 
 def test_eval_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from coevo.engines import factory
-    from coevo.tasks.commands import eval_command
+    from coevo.society.eval_command import eval_command
 
     monkeypatch.setattr(factory, "make_engine", lambda kind, model: ArithmeticEngine())
     assert eval_command(_args()) == 0
@@ -167,23 +169,36 @@ def test_eval_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     assert eval_command(_args(skills="calculus")) == 2
 
 
-def test_grading_runs_off_the_event_loop_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    from coevo.tasks import evaluate as module
+class RecordingVerifier(Verifier):
+    """A one-worker Verifier that records what it is asked to grade."""
 
-    threads: list[int] = []
-    real = module.grade
+    def __init__(self) -> None:
+        super().__init__(workers=1)
+        self.items: list[tuple[str, str, str | None]] = []
 
-    def spy(text: str, reference: str) -> object:
-        threads.append(threading.get_ident())
-        return real(text, reference)
+    async def grade_many(self, items: Sequence[tuple[str, str, str | None]]) -> list[Grade]:
+        self.items += items
+        return await super().grade_many(items)
 
-    monkeypatch.setattr(module, "grade", spy)
-    asyncio.run(evaluate(ArithmeticEngine(), PROBLEMS, progress=False))
-    assert threads and threading.main_thread().ident not in threads
+
+async def test_grading_runs_in_verifier_processes() -> None:
+    """Grades come from a Verifier's worker processes (given here; the shared default otherwise),
+    with the question, so that answers restated from it are ignored."""
+    verifier = RecordingVerifier()
+    try:
+        report = await evaluate(ArithmeticEngine(), PROBLEMS, progress=False, verifier=verifier)
+        workers = {w.process.pid for w in verifier._slots if w.process is not None}
+    finally:
+        await verifier.close()
+    assert report.correct == 2
+    assert {(reference, question) for _, reference, question in verifier.items} == {
+        (p.answer, p.question) for p in PROBLEMS
+    }
+    assert workers and os.getpid() not in workers
 
 
 def test_parse_levels() -> None:
-    from coevo.tasks.commands import parse_levels
+    from coevo.society.eval_command import parse_levels
 
     assert parse_levels("digits=1-3, steps=2") == {"digits": (1, 3), "steps": (2, 2)}
     for bad in ("digits", "digits=a-b", "digits=3-1", "size=1-2"):

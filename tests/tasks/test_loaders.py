@@ -102,6 +102,60 @@ def test_bad_files_are_clear_errors(tmp_path: Path, content: str, message: str) 
         load_file(path)
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"question": "q"}', "missing field 'answer'"),
+        ('{"question": "q", "answer": null}', "answer is null"),
+        ('{"question": "q", "answer": NaN}', "answer is NaN"),
+        ('{"question": "q", "answer": "nan"}', "answer is NaN"),
+        ('{"question": "q", "answer": Infinity}', "answer is infinite"),
+        ('{"question": "q", "answer": ""}', "answer is empty"),
+        ('{"question": "q", "answer": "  "}', "answer is empty"),
+        ('{"question": "q", "answer": [1, 2]}', r"answer is not a scalar \(a list\)"),
+        ('{"question": "q", "answer": {"value": 1}}', r"answer is not a scalar \(an object\)"),
+        ('{"question": null, "answer": "1"}', "question is null"),
+        ('{"question": "q", "answer": "Work. #### "}', "answer is empty after '####'"),
+        ('{"problem": "p", "answer": null}', "answer is null"),
+        ('{"question": "q", "ground_truth": null}', "ground_truth is null"),
+    ],
+)
+def test_bad_answers_name_file_and_line(tmp_path: Path, row: str, message: str) -> None:
+    """`coevo eval --dataset FILE`: a bad row is refused with its file and line (here line 3)."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n\n' + row + "\n")
+    with pytest.raises(DatasetError, match=f"data.jsonl:3: {message}"):
+        load_dataset_spec(str(path))
+
+
+def test_bad_items_in_a_json_list_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps([{"question": "q", "answer": "1"}, {"question": "q", "answer": None}]))
+    with pytest.raises(DatasetError, match=r"data\.json item 1: answer is null"):
+        load_file(path)
+    assert [p.answer for p in load_jsonl(path, "question", "answer", limit=1)] == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("empty.jsonl", ""), ("blank.jsonl", "\n  \n"), ("empty.json", "[]")]
+)
+def test_empty_datasets_are_refused(tmp_path: Path, name: str, content: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=f"{name}: the dataset is empty"):
+        load_dataset_spec(str(path))
+    with pytest.raises(DatasetError, match="empty"):
+        load_gsm8k(path)
+
+
+@pytest.mark.parametrize("name", ["binary.jsonl", "binary.json"])
+def test_binary_files_are_named(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(bytes(range(128, 256)) * 8)
+    with pytest.raises(DatasetError, match=f"{name}: not UTF-8 text"):
+        load_dataset_spec(str(path))
+
+
 def test_unknown_specs(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="unknown dataset"):
         load_dataset_spec("no-such-dataset")
