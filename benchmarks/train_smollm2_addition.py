@@ -18,10 +18,11 @@ from typing import Any
 from coevo.engines.builtin import DEFAULT_MODEL, resolve_model
 from coevo.tasks.prompts import solver_messages
 from coevo.trainers.records import AttemptRec, ProblemRec
+from coevo.trainers.sft_trainer import train_sft
 from coevo.trainers.socratic_solver_dpo_config import SolverDPOConfig
 from coevo.trainers.socratic_solver_dpo_trainer import build_dpo_pairs, train_solver_dpo
 from coevo.trainers.stat_sft_config import StatSFTConfig
-from coevo.trainers.stat_sft_trainer import build_sft_rows, train_sft
+from coevo.trainers.stat_sft_trainer import build_sft_rows
 
 ANSWER = re.compile(r"answer is\s*\$?(-?\d+)", re.IGNORECASE)
 NUMBER = re.compile(r"-?\d+")

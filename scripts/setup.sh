@@ -35,5 +35,10 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 fi
 
+# Convert the built-in model once and warm vLLM's compile cache: on CPU its first start compiles
+# for about a minute (Inductor), later starts reuse the cache and take about 35 s. Best effort:
+# a machine where vLLM cannot start still gets a working environment (coevo then uses transformers).
+"$VENV/bin/python" -m coevo.engines.warmup || echo "vLLM warm-up skipped (see above); the first run will compile"
+
 touch "$VENV/.setup-stamp"
 echo "coevo environment ready in $VENV"

@@ -1,4 +1,4 @@
-"""Plain records the dataset builders take, and the text conventions shared by the trainers.
+"""Plain records the dataset builders take, and how training rows mix new and replayed data.
 
 The society converts database rows into these dataclasses, so the builders stay pure functions
 of plain data (easy to test, no database or model needed).
@@ -49,23 +49,6 @@ class ProblemRec:
     answer: str
     solution: str | None
     skills: list[str] = field(default_factory=list)
-
-
-def answer_line(answer: str) -> str:
-    return f"The answer is {answer.strip()}."
-
-
-def solution_text(solution: str | None, answer: str) -> str:
-    """A reference solution that ends with the answer line the Solver is asked to produce.
-
-    Datasets and the procedural generator do not always end solutions that way; training on a
-    different ending would teach the Solver a format its grader's extraction does not expect.
-    """
-    body = (solution or "").strip()
-    final = answer_line(answer)
-    if body.endswith(final):
-        return body
-    return f"{body}\n{final}" if body else final
 
 
 def with_replay(new: Sequence[T], old: Sequence[T], fraction: float, rng: random.Random) -> list[T]:

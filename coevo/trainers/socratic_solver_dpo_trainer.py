@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from coevo.engines.base import ChatMessage
-from coevo.tasks.prompts import solver_messages
+from coevo.tasks.prompts import solution_text, solver_messages
 from coevo.trainers.common import TrainResult, finish, load_policy, require_rows, scratch_dir, trainer_kwargs
-from coevo.trainers.records import AttemptRec, solution_text
+from coevo.trainers.records import AttemptRec
 from coevo.trainers.socratic_solver_dpo_config import SolverDPOConfig
 
 

@@ -1,5 +1,5 @@
 """STAT: pick or write problems for the Solver's missing skills, then plain SFT on their
-reference solutions (completion-only loss).
+reference solutions (completion-only loss, coevo.trainers.sft_trainer.train_sft).
 
 STAT-Sel weighs each problem by the *sum* of its skills' missing rates: a problem that
 exercises two missing skills is worth more than one exercising either alone, and a problem with
@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from coevo.engines.base import ChatMessage
-from coevo.tasks.prompts import solver_messages
-from coevo.trainers.common import TrainResult, finish, load_policy, require_rows, scratch_dir, trainer_kwargs
-from coevo.trainers.records import ProblemRec, solution_text
-from coevo.trainers.stat_sft_config import StatSFTConfig
+from coevo.tasks.prompts import solution_text, solver_messages
+from coevo.trainers.records import ProblemRec
 
 
 def skill_weight(problem: ProblemRec, profile: Mapping[str, float]) -> float:
@@ -77,28 +74,3 @@ def build_sft_rows(
         }
         for p in problems
     ]
-
-
-def train_sft(
-    config: StatSFTConfig,
-    rows: list[dict[str, Any]],
-    base_model: str,
-    init_adapter: Path | None,
-    output_dir: Path,
-) -> TrainResult:
-    """Plain SFT with completion-only loss on prompt/completion rows (e.g. from `build_sft_rows`)."""
-    require_rows(rows, "SFT rows")
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    model, tokenizer, peft_config = load_policy(config, base_model, init_adapter)
-    with scratch_dir(output_dir) as scratch:
-        args = SFTConfig(**trainer_kwargs(config, Path(scratch)), completion_only_loss=True)
-        trainer = SFTTrainer(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=peft_config,
-        )
-        return finish(trainer, output_dir)
