@@ -2,17 +2,37 @@
 "Is ChatGPT a Good Teacher Coach?"): (A) scores on observation-instrument items, (B) highlights
 and missed opportunities, (C) suggestions that elicit more student reasoning.
 
-The reply must be one JSON object; `parse_coach_report` is pure and never raises on bad model
-output — it returns the fields it could read and a `parse_error` the caller stores.
+In a society the Coach waits for the episode's teaching to finish (fan-in "all" on everything it
+accepts), reads the messages delivered to it as the transcript, and sends a `CoachReport` whose
+`transcript_ids` are those messages' ids. It runs as an autogen agent with the report's pydantic
+model as `output_content_type` (engines that can, constrain decoding to its JSON schema); a reply
+that does not validate is read leniently by `parse_coach_report`, which never raises — it keeps
+the fields it could read and a `parse_error` stored with the report.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
 
 from coevo.agents.base import LLMRole
+from coevo.agents.registry import register_role
+from coevo.agents.role import Context
+from coevo.messages import (
+    AttemptGraded,
+    CoachReport,
+    ExamResult,
+    Explanation,
+    ExplanationScored,
+    Message,
+    ProblemPosed,
+    SolutionSubmitted,
+    Usage,
+)
 
 # Instrument items and their scales: CLASS items 1–7, MQI items 1–3 (the paper's instruments).
 INSTRUMENT_ITEMS: dict[str, tuple[int, int]] = {
@@ -95,6 +115,12 @@ def parse_coach_report(text: str) -> CoachFields:
         return CoachFields(parse_error=f"invalid JSON: {exc.msg}")
     if not isinstance(data, dict):
         return CoachFields(parse_error="JSON is not an object")
+    # A report cut off by the token limit leaves its inner "scores" object as the first whole one.
+    truncated = not data.keys() & {"scores", "highlights", "missed", "suggestions"} and bool(
+        data.keys() & INSTRUMENT_ITEMS.keys()
+    )
+    if truncated:
+        data = {"scores": data}
     fields = CoachFields(
         highlights=_strings(data.get("highlights")),
         missed=_strings(data.get("missed")),
@@ -119,15 +145,108 @@ def parse_coach_report(text: str) -> CoachFields:
             fields.scores[item] = score
     elif raw_scores is not None:
         problems.append("'scores' is not an object")
+    if truncated:
+        problems.insert(0, "output cut off before the report ended; only the scores were read")
     if problems:
         fields.parse_error = "; ".join(problems)
     return fields
 
 
-@dataclass
+class CoachScores(BaseModel):
+    positive_climate: int = Field(ge=1, le=7)
+    behavior_management: int = Field(ge=1, le=7)
+    instructional_dialogue: int = Field(ge=1, le=7)
+    explanations: int = Field(ge=1, le=3)
+    remediation_of_student_errors: int = Field(ge=1, le=3)
+    imprecise_language: int = Field(ge=1, le=3)
+    student_questioning_and_reasoning: int = Field(ge=1, le=3)
+
+
+# Short, few items: the schema bounds them, so constrained decoding closes the JSON object well
+# inside the token budget instead of running into it mid-list.
+Note = Annotated[str, StringConstraints(max_length=240)]
+Notes = Annotated[list[Note], Field(max_length=3)]
+
+
+class CoachReview(BaseModel):
+    """The Coach's structured output (its JSON schema is what the engine constrains decoding to)."""
+
+    scores: CoachScores
+    highlights: Notes
+    missed: Notes
+    suggestions: Notes
+
+
+MAX_TRANSCRIPT_CHARS = 6000
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """The messages of a teaching episode as a transcript the Coach reads, in the order given."""
+    lines: list[str] = []
+    for m in messages:
+        if isinstance(m, ProblemPosed):
+            lines.append(f"{m.sender} (teacher) poses: {m.question}")
+        elif isinstance(m, Explanation):
+            lines.append(f'{m.sender} (teacher) explains "{m.question}":\n{m.rationale.strip()[:1500]}')
+        elif isinstance(m, ExamResult):
+            answers = ", ".join("-" if a is None else a for a in m.answers[:9])
+            lines.append(f"{m.sender} (student) exam: {m.correct}/{m.total} correct (answers: {answers})")
+        elif isinstance(m, SolutionSubmitted):
+            lines.append(f"{m.sender} (student) answers: {m.response.strip()[:500]}")
+        elif isinstance(m, AttemptGraded):
+            verdict = "correct" if m.correct else f"incorrect ({m.failure})"
+            lines.append(f"{m.sender} (teacher) grades {m.solver}'s attempt {m.attempt_index}: {verdict}")
+        elif isinstance(m, ExplanationScored):
+            lines.append(f"{m.sender} (teacher): the explanation's students scored {m.lbt_score:.0%}")
+    return "\n".join(lines)[:MAX_TRANSCRIPT_CHARS]
+
+
+# What a teaching transcript is made of (the Coach waits for all of it).
+TRANSCRIPT_TYPES = (
+    "ProblemPosed",
+    "SolutionSubmitted",
+    "AttemptGraded",
+    "Explanation",
+    "ExamResult",
+    "ExplanationScored",
+)
+
+
+@register_role(
+    "coach",
+    summary="Waits for an episode's teaching to end, reviews it as a transcript and returns a "
+    "structured report (instrument scores, highlights, missed opportunities, suggestions).",
+    handles={t: {"CoachReport"} for t in TRANSCRIPT_TYPES},
+    activation=dict.fromkeys(TRANSCRIPT_TYPES, "all"),
+)
 class Coach(LLMRole):
-    async def review(self, transcript: str) -> tuple[CoachFields, str, int, int]:
-        """Score a transcript; returns the parsed fields, the raw reply and token usage."""
-        system = COACH_PROMPTS[self.prompt_version]
-        text, prompt_tokens, completion_tokens = await self.converse(system, transcript)
-        return parse_coach_report(text), text, prompt_tokens, completion_tokens
+    async def handle(self, ctx: Context, inbox: Sequence[Message]) -> None:
+        text = transcript(inbox)
+        if not text:
+            return
+        reply = await self.converse(
+            COACH_PROMPTS[self.prompt_version], text, seed=ctx.seed(), output_type=CoachReview
+        )
+        if reply.value is not None:
+            review = reply.value
+            fields = CoachFields(
+                scores={k: float(v) for k, v in review.scores.model_dump().items()},
+                highlights=_strings(review.highlights),
+                missed=_strings(review.missed),
+                suggestions=_strings(review.suggestions),
+            )
+        else:
+            fields = parse_coach_report(reply.text)
+            fields.parse_error = fields.parse_error or reply.error
+        ctx.emit(
+            CoachReport(
+                transcript_ids=[m.id for m in inbox],
+                scores=fields.scores,
+                highlights=fields.highlights,
+                missed=fields.missed,
+                suggestions=fields.suggestions,
+                raw=reply.text[:MAX_REPORT_CHARS],
+                parse_error=fields.parse_error,
+                usage=Usage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens),
+            )
+        )

@@ -1,15 +1,26 @@
 """`EngineChatCompletionClient`: autogen-core's `ChatCompletionClient` on top of a coevo `Engine`.
 
 With it an autogen-agentchat agent (`AssistantAgent`, a GraphFlow team) runs on whichever
-engine coevo uses, so its calls are batched with every other agent's by that engine. Only
-text chat is offered: no tools, images or JSON mode (model_info says so, and autogen checks
-it before asking). Streaming yields the whole reply as one chunk, then the result.
+engine coevo uses, so its calls are batched with every other agent's by that engine.
+
+- Structured output: `json_output=True` or a pydantic model type (what `AssistantAgent` passes
+  for an `output_content_type`) becomes the request's JSON schema, which the vLLM and OpenAI
+  engines enforce by constrained decoding; the caller validates the reply either way.
+- Tools: the engines serve plain chat, so tools are offered in text. Their JSON schemas are
+  appended to the system message with the instruction to answer a call as
+  `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; such a reply comes back as
+  `FunctionCall`s (finish reason "function_calls"), and tool results go back as user messages.
+  This is the Hermes-style convention many open chat models are tuned on.
+- Images are refused. Streaming yields the whole reply as one chunk, then the result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import re
+import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -34,11 +45,60 @@ from coevo.engines.base import ChatMessage, Engine, EngineError, GenerationReque
 
 # Without the engine's tokenizer at hand, token counts are estimated from text length.
 _CHARS_PER_TOKEN = 4
-_SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)}
+_SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)} - {"json_schema"}
+_TOOL_CALL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
+TOOLS_PROMPT = (
+    "You can call these tools. To call one, reply with only "
+    '<tool_call>{{"name": NAME, "arguments": {{...}}}}</tool_call> and nothing else. '
+    "When you have the answer, reply normally.\nTools: {tools}"
+)
 
 
 def _calls_text(calls: Sequence[FunctionCall]) -> str:
-    return "\n".join(f"{c.name}({c.arguments})" for c in calls)
+    return "\n".join(
+        f"<tool_call>{json.dumps({'name': c.name, 'arguments': _arguments(c)})}</tool_call>" for c in calls
+    )
+
+
+def _arguments(call: FunctionCall) -> Any:
+    try:
+        return json.loads(call.arguments)
+    except json.JSONDecodeError:
+        return call.arguments
+
+
+def _tool_schemas(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]]:
+    return [dict(t.schema) if isinstance(t, Tool) else dict(t) for t in tools]
+
+
+def parse_tool_calls(text: str, known: set[str]) -> list[FunctionCall]:
+    """The `<tool_call>` blocks of a reply that name a known tool with a JSON object of arguments."""
+    calls = []
+    for block in _TOOL_CALL_RE.findall(text[:20_000]):
+        try:
+            data = json.loads(block)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(data, dict) or data.get("name") not in known:
+            continue
+        arguments = data.get("arguments", {})
+        if not isinstance(arguments, dict):
+            continue
+        calls.append(
+            FunctionCall(
+                id=f"call_{uuid.uuid4().hex[:12]}", name=data["name"], arguments=json.dumps(arguments)
+            )
+        )
+    return calls
+
+
+def json_schema_for(json_output: bool | type[BaseModel] | None) -> dict[str, Any] | None:
+    """The JSON schema a `json_output` argument asks for (None: free text)."""
+    if json_output is None or json_output is False:
+        return None
+    if json_output is True:
+        return {"type": "object"}
+    return json_output.model_json_schema()
 
 
 def to_chat_messages(messages: Sequence[LLMMessage]) -> list[ChatMessage]:
@@ -83,14 +143,17 @@ class EngineChatCompletionClient(ChatCompletionClient):
         self.context_length = context_length
         self._model_info: ModelInfo = {
             "vision": False,
-            "function_calling": False,
-            "json_output": False,
-            "structured_output": False,
+            "function_calling": True,
+            "json_output": True,
+            "structured_output": True,
             "family": family,
             "multiple_system_messages": True,
         }
         self._last_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        # The text of the last reply, kept for callers whose agent rejected it (a structured
+        # reply that did not validate), so the raw output can still be recorded.
+        self.last_text = ""
 
     async def create(
         self,
@@ -102,12 +165,17 @@ class EngineChatCompletionClient(ChatCompletionClient):
         extra_create_args: Mapping[str, Any] = {},
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
-        if tools:
-            raise EngineError("this model client does not support tools (model_info.function_calling=False)")
-        if json_output:
-            raise EngineError("this model client does not support JSON or structured output")
-        params = self._params(extra_create_args)
-        request = GenerationRequest(messages=to_chat_messages(messages), params=params, adapter=self.adapter)
+        params = dataclasses.replace(
+            self._params(extra_create_args), json_schema=json_schema_for(json_output)
+        )
+        chat = to_chat_messages(messages)
+        if tools and tool_choice != "none":
+            offer = TOOLS_PROMPT.format(tools=json.dumps(_tool_schemas(tools)))
+            if chat and chat[0]["role"] == "system":
+                chat[0] = {"role": "system", "content": f"{chat[0]['content']}\n\n{offer}"}
+            else:
+                chat.insert(0, {"role": "system", "content": offer})
+        request = GenerationRequest(messages=chat, params=params, adapter=self.adapter)
         task = asyncio.ensure_future(self.engine.generate([request]))
         if cancellation_token is not None:
             cancellation_token.link_future(task)
@@ -119,6 +187,12 @@ class EngineChatCompletionClient(ChatCompletionClient):
             completion_tokens=self._total_usage.completion_tokens + usage.completion_tokens,
         )
         completion = result.completions[0]
+        self.last_text = completion.text
+        if tools and tool_choice != "none":
+            known = {str(schema["name"]) for schema in _tool_schemas(tools)}
+            calls = parse_tool_calls(completion.text, known)
+            if calls:
+                return CreateResult(finish_reason="function_calls", content=calls, usage=usage, cached=False)
         finish: Literal["stop", "length", "unknown"] = "unknown"
         if completion.finish_reason in ("stop", "length"):
             finish = "stop" if completion.finish_reason == "stop" else "length"
@@ -142,8 +216,8 @@ class EngineChatCompletionClient(ChatCompletionClient):
             extra_create_args=extra_create_args,
             cancellation_token=cancellation_token,
         )
-        assert isinstance(result.content, str)
-        yield result.content
+        if isinstance(result.content, str):
+            yield result.content
         yield result
 
     async def close(self) -> None:
@@ -170,7 +244,7 @@ class EngineChatCompletionClient(ChatCompletionClient):
 
     @property
     def capabilities(self) -> ModelCapabilities:
-        return {"vision": False, "function_calling": False, "json_output": False}
+        return {"vision": False, "function_calling": True, "json_output": True}
 
     @property
     def model_info(self) -> ModelInfo:

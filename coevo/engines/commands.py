@@ -37,7 +37,7 @@ def generate_command(args: argparse.Namespace) -> int:
         return asyncio.run(_generate(args))
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
 
 
 async def _generate(args: argparse.Namespace) -> int:

@@ -129,6 +129,11 @@ class OpenAIEngine:
         }
         if p.seed is not None:
             payload["seed"] = p.seed
+        if p.json_schema is not None:
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": str(p.json_schema.get("title", "reply")), "schema": p.json_schema},
+            }
         if p.stop:
             payload["stop"] = list(p.stop)
         if p.logprobs:

@@ -3,11 +3,14 @@ prompt → response mapping, deterministically, so tests of agents, societies an
 run without loading any weights. Tokens are counted by whitespace; token ids are word indexes.
 
 It records every adapter load and which adapter served each request, so tests can check that
-a new policy version was hot-loaded and then used.
+a new policy version was hot-loaded and then used. Log-probabilities, when asked for, are a
+deterministic function of the adapter and the token position (not of any model): a policy change
+is then visible to a probe, as it would be on a real engine.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -79,7 +82,7 @@ class ReplayEngine:
             text=text,
             token_ids=tuple(range(len(words))),
             finish_reason=finish,
-            logprobs=tuple(0.0 for _ in words) if request.params.logprobs else None,
+            logprobs=_logprobs(request.adapter, len(words)) if request.params.logprobs else None,
         )
 
     async def load_adapter(self, name: str, path: str | Path) -> None:
@@ -88,6 +91,11 @@ class ReplayEngine:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def _logprobs(adapter: str | None, count: int) -> tuple[float, ...]:
+    rng = random.Random(f"replay-logprobs:{adapter}")
+    return tuple(-rng.random() for _ in range(count))
 
 
 def _sample_seed(seed: int | None, index: int) -> int | None:

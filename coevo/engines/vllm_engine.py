@@ -16,6 +16,13 @@ Two ways to serve a LoRA policy (`lora_serving`):
   CPU backend LoRA kernels make generation ~4x slower (measured: a demo round 25 s on base vs
   110 s with an adapter), which is what a training loop that always serves its newest policy pays.
 "auto" (the default) picks "merged" without CUDA and "adapter" with it.
+
+Compilation on CPU: vLLM traces the model with Dynamo and compiles it with Inductor at start-up
+(≈ 50 s on 2 cores when nothing is cached). Its AOT compile cache never loads on this backend, so
+every start used to compile again (67 s warm starts); the engine turns that cache off and lets
+Inductor's own cache serve later starts (≈ 39 s). `enforce_eager=True` starts in 28-37 s cold or
+warm, but generates ≈ 17% fewer tokens/s and its seeded samples were not reproducible
+(benchmarks/vllm_startup.py), so it is an option, not the default.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,6 +108,12 @@ class VLLMEngine:
         lora_args: dict[str, Any] = {}
         if self.lora_serving == "adapter":
             lora_args = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras}
+        if not cuda and not enforce_eager:
+            # The CPU backend compiles with plain Inductor, whose AOT artifact vLLM 0.32 cannot
+            # load back ("'function' object has no attribute 'finalize_loading'"): each start
+            # would compile again. Without the AOT path Inductor's own cache serves warm starts.
+            # The environment, because vLLM's worker processes read it; an explicit setting wins.
+            os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
         if not cuda:
             # vLLM's CPU backend crashes the engine ("CPU Generator does not use offset") when a
             # seeded request's partial-prefill token is discarded: it rewinds the per-request
@@ -342,9 +356,19 @@ def _sampling_params(params: SamplingParams) -> Any:
             # Only the finished request is used: skipping the per-token stream saves work for
             # the asyncio loop, and with n > 1 it is what makes vLLM return all n samples.
             output_kind=RequestOutputKind.FINAL_ONLY,
+            structured_outputs=_structured(params.json_schema),
         )
     except Exception as exc:
         raise EngineError(f"invalid sampling parameters {params}: {exc}") from exc
+
+
+def _structured(schema: dict[str, Any] | None) -> Any:
+    """vLLM's guided decoding for a JSON schema (structured output); None when none was asked."""
+    if schema is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return StructuredOutputsParams(json=schema)
 
 
 def _completion(output: Any, want_logprobs: bool) -> Completion:

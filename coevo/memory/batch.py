@@ -1,7 +1,8 @@
-"""`RoundBatch`: everything one round writes, collected in memory until `Store.commit_round`.
-
-Nothing touches the database while a round runs, so a crash mid-round leaves no trace of it;
-the store then writes the whole batch in one transaction.
+"""`RoundBatch`: the rows one round derives (problems, attempts, skill profiles, run state),
+collected in memory until `Store.commit_round` writes them in one transaction with the round's
+commit mark. A running society journals its events as they happen (coevo.memory.journal, marked
+provisional) and the same transaction confirms them; events added to the batch itself (tests,
+synthetic databases) are written by the commit directly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coevo.memory.errors import StoreError
-from coevo.society.events import Event
+from coevo.messages import Event
 from coevo.tasks.problem import Problem
 
 
@@ -25,11 +26,13 @@ class RoundBatch:
     # Curriculum flags for problems stored by earlier rounds.
     curriculum: dict[str, bool] = field(default_factory=dict)
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # Per problem touched this round: its curriculum flag and the round's attempts at it.
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
     skill_profiles: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
     def add_event(self, event: Event) -> None:
-        self.events.append(event_row(self.run_id, self.round, event))
+        self.events.append(event_row(self.run_id, event))
 
     def add_problem(self, problem: Problem, round: int, in_curriculum: bool) -> None:
         provenance = problem.provenance
@@ -50,12 +53,27 @@ class RoundBatch:
             "in_curriculum": in_curriculum,
         }
         self.curriculum.pop(problem.id, None)
+        self._history(problem.id)["in_curriculum"] = in_curriculum
 
     def set_curriculum(self, problem_id: str, in_curriculum: bool) -> None:
         if problem_id in self.problems:
             self.problems[problem_id]["in_curriculum"] = in_curriculum
         else:
             self.curriculum[problem_id] = in_curriculum
+        self._history(problem_id)["in_curriculum"] = in_curriculum
+
+    def _history(self, problem_id: str) -> dict[str, Any]:
+        return self.history.setdefault(
+            problem_id,
+            {
+                "run": self.run_id,
+                "round": self.round,
+                "problem_id": problem_id,
+                "in_curriculum": False,
+                "attempts": 0,
+                "correct": 0,
+            },
+        )
 
     def add_attempt(
         self,
@@ -72,6 +90,9 @@ class RoundBatch:
         finish_reason: str | None = None,
         completion_tokens: int = 0,
     ) -> None:
+        history = self._history(problem_id)
+        history["attempts"] += 1
+        history["correct"] += int(correct)
         self.attempts.append(
             {
                 "run": self.run_id,
@@ -110,11 +131,13 @@ class RoundBatch:
         self.state[key] = _checked_json(value, f"run state {key!r}")
 
 
-def event_row(run_id: str, round: int, event: Event) -> dict[str, Any]:
+def event_row(run_id: str, event: Event, *, provisional: bool = False) -> dict[str, Any]:
     """The messages-table row of an event (its full JSON is the payload)."""
     return {
         "run": run_id,
-        "round": round,
+        "event_id": event.id,
+        "provisional": provisional,
+        "round": event.round,
         "episode": event.episode,
         "type": event.type,
         "sender": event.sender,

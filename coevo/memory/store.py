@@ -1,15 +1,20 @@
-"""`Store`: the durable memory of runs — one transaction per round, immediate out-of-round writes,
-and the read API the trainers, the TUI and export use.
+"""`Store`: the durable memory of runs — a journal of events as they happen, one transaction per
+round, immediate out-of-round writes, and the reads the trainers, the TUI and export use.
 
-A round's rows are collected in a `RoundBatch` and written by `commit_round` together with
-`Run.last_round` in ONE transaction, so a process killed at any moment leaves either the whole
-round or none of it; resume starts after `last_committed_round`.
+Events are journaled while their round runs (`append_events`, marked provisional) so another
+process can follow a run mid-round (coevo.memory.journal). A round's derived rows are collected
+in a `RoundBatch` and written by `commit_round` together with `Run.last_round` and the
+confirmation of the round's journaled events in ONE transaction, so a process killed at any
+moment leaves either the whole round or none of it: resume deletes what is provisional and starts
+after `last_committed_round`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from coevo.memory.tables import (
     RUN_STATUSES,
     AgentRecord,
     AttemptRecord,
+    CurriculumHistory,
     EvalRecord,
     MessageRecord,
     PolicyVersion,
@@ -38,7 +44,7 @@ from coevo.memory.tables import (
     TrainingRun,
     utc_now,
 )
-from coevo.society.events import EVENT_ADAPTER, Event
+from coevo.messages import EVENT_ADAPTER, Event
 
 DB_NAME = "coevo.db"
 
@@ -47,6 +53,7 @@ _ROUND_SCOPED = (
     (MessageRecord, MessageRecord.round),
     (AttemptRecord, AttemptRecord.round),
     (SkillProfileRecord, SkillProfileRecord.round),
+    (CurriculumHistory, CurriculumHistory.round),
     (RunState, RunState.round),
     (ProblemRecord, ProblemRecord.round_created),
 )
@@ -136,12 +143,21 @@ class Store:
             return list(session.exec(query))
 
     def set_status(self, run_id: str, status: str) -> None:
+        """Set a run's status; "running" also records this process as the one running it."""
         if status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}; expected one of {sorted(RUN_STATUSES)}")
         with self._write() as session:
             run = _require_run(session, run_id)
             run.status = status
             run.updated_at = utc_now()
+            if status == "running":
+                run.pid, run.host, run.heartbeat_at = os.getpid(), socket.gethostname(), utc_now()
+            session.commit()
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say the run's process is alive (called every few seconds while it runs)."""
+        with self._write() as session:
+            session.execute(update(Run).where(col(Run.id) == run_id).values(heartbeat_at=utc_now()))
             session.commit()
 
     def last_committed_round(self, run_id: str) -> int:
@@ -163,6 +179,12 @@ class Store:
                     f"round {batch.round} of run {batch.run_id} is not after the last committed "
                     f"round ({run.last_round})"
                 )
+            # The round's journaled events become part of the record with the round itself.
+            session.execute(
+                update(MessageRecord)
+                .where(col(MessageRecord.run) == batch.run_id, col(MessageRecord.provisional))
+                .values(provisional=False)
+            )
             if batch.events:
                 session.execute(_bulk_insert(MessageRecord), batch.events)
             _write_problems(session, batch)
@@ -170,6 +192,8 @@ class Store:
                 session.execute(_bulk_insert(AttemptRecord), batch.attempts)
             if batch.skill_profiles:
                 session.execute(_bulk_insert(SkillProfileRecord), batch.skill_profiles)
+            if batch.history:
+                session.execute(_bulk_insert(CurriculumHistory), list(batch.history.values()))
             for key, value in batch.state.items():
                 session.merge(RunState(run=batch.run_id, key=key, value=value, round=batch.round))
             run.last_round = batch.round
@@ -183,19 +207,27 @@ class Store:
     def add_events(self, run_id: str, events: Sequence[Event]) -> None:
         """Events between rounds (training, adapters, run end), committed at once with the round
         they follow, so they survive the rollback of a later, uncommitted round."""
-        if not events:
+        self.append_events(run_id, [event_row(run_id, e) for e in events])
+
+    def append_events(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Journal event rows (from `event_row`) in one transaction, in the order given."""
+        if not rows:
             return
         with self._write() as session:
             _require_run(session, run_id)
-            session.execute(_bulk_insert(MessageRecord), [event_row(run_id, e.round, e) for e in events])
+            session.execute(_bulk_insert(MessageRecord), list(rows))
             session.commit()
 
     def discard_after(self, run_id: str, round: int) -> None:
-        """Delete every round-scoped row past `round` (left by anything but a committed round)."""
+        """Delete every round-scoped row past `round`, and every event still provisional (left by
+        anything but a committed round)."""
         with self._write() as session:
             run = _require_run(session, run_id)
             for table, round_column in _ROUND_SCOPED:
                 session.execute(delete(table).where(col(table.run) == run_id, col(round_column) > round))
+            session.execute(
+                delete(MessageRecord).where(col(MessageRecord.run) == run_id, col(MessageRecord.provisional))
+            )
             run.last_round = min(run.last_round, round)
             session.commit()
 
@@ -204,6 +236,27 @@ class Store:
         with self._read() as session:
             state = session.get(RunState, (run_id, key))
             return None if state is None else state.value
+
+    def put_state(self, run_id: str, key: str, value: Any, round: int) -> None:
+        """Store run state at once, as of committed round `round` (e.g. a resume's overrides)."""
+        with self._write() as session:
+            _require_run(session, run_id)
+            session.merge(RunState(run=run_id, key=key, value=value, round=round))
+            session.commit()
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and every row of it (a forced restart in a shared database)."""
+        with self._write() as session:
+            for table in (
+                *(t for t, _ in _ROUND_SCOPED),
+                PolicyVersion,
+                TrainingRun,
+                EvalRecord,
+                AgentRecord,
+            ):
+                session.execute(delete(table).where(col(table.run) == run_id))
+            session.execute(delete(Run).where(col(Run.id) == run_id))
+            session.commit()
 
     # --- policies, training, evaluation (committed at once) -------------------------------
 
@@ -242,6 +295,39 @@ class Store:
     def policy_versions(self, run_id: str, agent: str) -> list[PolicyVersion]:
         with self._read() as session:
             return list(session.exec(_policy_query(run_id, agent)))
+
+    def commit_training(
+        self,
+        run_id: str,
+        training: Mapping[str, Any],
+        events: Sequence[Event],
+        policy: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a finished (or failed) training as one unit: its training record, the policy
+        version it produced, its events, and the confirmation of the events journaled while it ran
+        (its TrainingStarted). A kill before this leaves no trace of the training but provisional
+        rows, which a resume deletes; after it, the training is complete."""
+        now = utc_now()
+        with self._write() as session:
+            _require_run(session, run_id, lock=True)
+            session.execute(
+                update(MessageRecord)
+                .where(col(MessageRecord.run) == run_id, col(MessageRecord.provisional))
+                .values(provisional=False)
+            )
+            if events:
+                session.execute(_bulk_insert(MessageRecord), [event_row(run_id, e) for e in events])
+            if policy is not None:
+                session.add(PolicyVersion(run=run_id, created_at=now, **policy))
+            session.add(
+                TrainingRun(
+                    run=run_id,
+                    started_at=training.get("started_at", now),
+                    finished_at=now,
+                    **{k: v for k, v in training.items() if k != "started_at"},
+                )
+            )
+            session.commit()
 
     def record_training(
         self,
@@ -331,21 +417,34 @@ class Store:
     # --- reads -----------------------------------------------------------------------------
 
     def event_records(
-        self, run_id: str, after_id: int = 0, types: Iterable[str] | None = None, limit: int | None = None
-    ) -> list[tuple[int, Event]]:
-        """(id, event) pairs in stored order; poll with the last id seen as `after_id`."""
-        query = select(MessageRecord.id, MessageRecord.payload).where(
+        self,
+        run_id: str,
+        after_id: int = 0,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+        *,
+        committed_only: bool = False,
+    ) -> list[tuple[int, bool, Event]]:
+        """(row id, provisional, event) in stored order; poll with the last row id seen as
+        `after_id` (coevo.memory.journal.EventCursor does)."""
+        query = select(MessageRecord.id, MessageRecord.provisional, MessageRecord.payload).where(
             MessageRecord.run == run_id, col(MessageRecord.id) > after_id
         )
         if types is not None:
             query = query.where(col(MessageRecord.type).in_(list(types)))
+        if committed_only:
+            query = query.where(col(MessageRecord.provisional).is_(False))
         query = query.order_by(col(MessageRecord.id)).limit(limit)
         with self._read() as session:
             rows = session.exec(query).all()
-        return [(int(row_id or 0), EVENT_ADAPTER.validate_python(payload)) for row_id, payload in rows]
+        return [
+            (int(row_id or 0), bool(provisional), EVENT_ADAPTER.validate_python(payload))
+            for row_id, provisional, payload in rows
+        ]
 
     def events(self, run_id: str, after_id: int = 0, types: Iterable[str] | None = None) -> list[Event]:
-        return [event for _, event in self.event_records(run_id, after_id, types)]
+        """A run's committed events, in stored order."""
+        return [event for _, _, event in self.event_records(run_id, after_id, types, committed_only=True)]
 
     def attempts(
         self, run_id: str, rounds: Iterable[int] | None = None, agent: str | None = None
@@ -364,6 +463,21 @@ class Store:
             query = query.where(ProblemRecord.in_curriculum == in_curriculum)
         with self._read() as session:
             return list(session.exec(query.order_by(col(ProblemRecord.id))))
+
+    def curriculum_history(self, run_id: str, until_round: int | None = None) -> list[CurriculumHistory]:
+        """Curriculum rows in round order (see `CurriculumHistory`), up to `until_round`."""
+        query = select(CurriculumHistory).where(CurriculumHistory.run == run_id)
+        if until_round is not None:
+            query = query.where(col(CurriculumHistory.round) <= until_round)
+        with self._read() as session:
+            return list(session.exec(query.order_by(col(CurriculumHistory.round), col(CurriculumHistory.id))))
+
+    def curriculum_as_of(self, run_id: str, round: int) -> list[str]:
+        """The ids of the problems in the curriculum as round `round` left it (exact after resume)."""
+        latest: dict[str, bool] = {}
+        for row in self.curriculum_history(run_id, until_round=round):
+            latest[row.problem_id] = row.in_curriculum
+        return [pid for pid, inside in latest.items() if inside]
 
     def problem(self, run_id: str, problem_id: str) -> ProblemRecord | None:
         query = select(ProblemRecord).where(
@@ -398,6 +512,141 @@ class Store:
             RoundSummary(round=r, attempts=n, correct=int(c or 0), accuracy=(int(c or 0) / n) if n else 0.0)
             for r, n, c in rows
         ]
+
+    # --- streaming reads (export: bounded memory on runs of any size) ----------------------
+    #
+    # They page round by round, and by id within a round: `WHERE run = ? AND round = ? AND id > ?`
+    # is an index seek on (run, round), whose entries are in id order, so each page reads only its
+    # own rows. (Paging a whole run by id alone lets SQLite pick that index and sort the run for
+    # every page.) Each page is a short read transaction: a long export never holds one open
+    # against the run's writer. Rows come in round order, and in stored order within a round.
+
+    def iter_problems(
+        self, run_id: str, batch_size: int = 2000, *, created_until: int | None = None
+    ) -> Iterable[list[ProblemRecord]]:
+        """A run's problems, `batch_size` at a time (created by round `created_until` at the
+        latest, when given)."""
+        query = select(ProblemRecord).where(ProblemRecord.run == run_id)
+        yield from self._pages(
+            run_id, query, ProblemRecord, col(ProblemRecord.round_created), created_until, batch_size
+        )
+
+    def iter_attempts(
+        self,
+        run_id: str,
+        batch_size: int = 5000,
+        *,
+        agent: str | None = None,
+        until_round: int | None = None,
+    ) -> Iterable[list[AttemptRecord]]:
+        """A run's attempts (by `agent`, when given), `batch_size` at a time."""
+        query = select(AttemptRecord).where(AttemptRecord.run == run_id)
+        if agent is not None:
+            query = query.where(AttemptRecord.agent == agent)
+        yield from self._pages(
+            run_id, query, AttemptRecord, col(AttemptRecord.round), until_round, batch_size
+        )
+
+    def iter_events(
+        self,
+        run_id: str,
+        types: Iterable[str] | None = None,
+        batch_size: int = 2000,
+        *,
+        until_round: int | None = None,
+    ) -> Iterable[list[Event]]:
+        """A run's committed events (of `types`, when given), `batch_size` at a time."""
+        query = select(MessageRecord).where(
+            MessageRecord.run == run_id, col(MessageRecord.provisional).is_(False)
+        )
+        if types is not None:
+            query = query.where(col(MessageRecord.type).in_(list(types)))
+        # Only the id and the payload's JSON text are loaded, and pydantic parses that text.
+        columns = (col(MessageRecord.id), self._payload_text())
+        pages = self._pages(
+            run_id, query, MessageRecord, col(MessageRecord.round), until_round, batch_size, columns
+        )
+        for rows in pages:
+            yield [EVENT_ADAPTER.validate_json(payload) for _, payload in rows]
+
+    def events_by_id(self, run_id: str, event_ids: Iterable[str]) -> dict[str, Event]:
+        """The committed events with these ids (links such as a CoachReport's `transcript_ids`)."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, Event] = {}
+        # Chunked: SQLite binds at most 32,766 parameters per statement.
+        for start in range(0, len(wanted), 5000):
+            query = select(self._payload_text()).where(
+                MessageRecord.run == run_id,
+                col(MessageRecord.provisional).is_(False),
+                col(MessageRecord.event_id).in_(wanted[start : start + 5000]),
+            )
+            with self._read() as session:
+                for payload in session.exec(query).all():
+                    event = EVENT_ADAPTER.validate_json(payload)
+                    found[event.id] = event
+        return found
+
+    def attempt_counts(
+        self, run_id: str, until_round: int | None = None
+    ) -> list[tuple[str, int, str | None, int, int]]:
+        """(problem id, round, policy version, attempts, correct attempts) per group of a run's
+        attempts, counted in the database."""
+        # SQLAlchemy's own select: SQLModel's typed one takes at most four columns.
+        from sqlalchemy import select as select_columns
+
+        group = (col(AttemptRecord.problem_id), col(AttemptRecord.round), col(AttemptRecord.policy_version))
+        correct = func.sum(case((col(AttemptRecord.correct), 1), else_=0))
+        query = select_columns(*group, func.count(), correct).where(col(AttemptRecord.run) == run_id)
+        if until_round is not None:
+            query = query.where(col(AttemptRecord.round) <= until_round)
+        with self._read() as session:
+            rows = session.execute(query.group_by(*group)).all()
+        return [(pid, r, policy, n, int(c or 0)) for pid, r, policy, n, c in rows]
+
+    def _pages(
+        self,
+        run_id: str,
+        query: SelectOfScalar[Any],
+        table: Any,
+        round_column: Any,
+        until_round: int | None,
+        batch_size: int,
+        columns: Sequence[Any] | None = None,
+    ) -> Iterable[list[Any]]:
+        """`query`'s rows (or just `columns` of them) in run `run_id`, round by round up to
+        `until_round`, and by id within a round, at most `batch_size` per page (see the section
+        comment)."""
+        if batch_size < 1:
+            raise StoreError(f"batch_size must be >= 1, got {batch_size}")
+        # The run's rounds, read from the (run, round) index alone: a round without rows that
+        # `query` keeps then costs one empty seek, not a scan.
+        rounds = select(round_column).where(col(table.run) == run_id).distinct().order_by(round_column)
+        if until_round is not None:
+            rounds = rounds.where(round_column <= until_round)
+        with self._read() as session:
+            round_values = list(session.execute(rounds).scalars())
+        rows_query: Any = query if columns is None else query.with_only_columns(*columns)
+        for round_value in round_values:
+            after = 0
+            while True:
+                page = rows_query.where(round_column == round_value, col(table.id) > after)
+                with self._read() as session:
+                    result = session.execute(page.order_by(col(table.id)).limit(batch_size))
+                    rows = list(result.scalars() if columns is None else result.all())
+                if not rows:
+                    break
+                after = int((rows[-1].id if columns is None else rows[-1][0]) or 0)
+                yield rows
+                if len(rows) < batch_size:
+                    break
+
+    @staticmethod
+    def _payload_text() -> Any:
+        # The payload as its stored JSON text: pydantic parses and validates that in one pass,
+        # several times faster than validating the objects SQLAlchemy's JSON type decodes it to.
+        from sqlalchemy import String, cast
+
+        return cast(col(MessageRecord.payload), String)
 
 
 def _bulk_insert(table: type[SQLModel]) -> Any:

@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 from coevo.tasks.problem import Problem, Provenance
 
 # Bump whenever a table or column changes: a database of another version is refused, not migrated.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RunStatus = Literal["running", "finished", "failed"]
 RUN_STATUSES: frozenset[str] = frozenset({"running", "finished", "failed"})
@@ -57,6 +57,11 @@ class Run(SQLModel, table=True):
     last_round: int = -1
     created_at: datetime = _created()
     updated_at: datetime = _created()
+    # Liveness: the process running it (on `host`) and when it last said it was alive, so a
+    # reader can tell a running run from one whose process was killed.
+    pid: int | None = None
+    host: str | None = None
+    heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class AgentRecord(SQLModel, table=True):
@@ -88,11 +93,19 @@ class PolicyVersion(SQLModel, table=True):
 
 class MessageRecord(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_run_round", "run", "round"),)
+    __table_args__ = (
+        Index("ix_messages_run_round", "run", "round"),
+        Index("ix_messages_run_event", "run", "event_id"),
+        Index("ix_messages_run_type", "run", "type"),
+    )
 
-    # Autoincrement id: the stored order of events, and the cursor the TUI polls with.
+    # Autoincrement id: the stored order of events, and the cursor readers follow a run with.
     id: int | None = Field(default=None, primary_key=True)
     run: str = Field(foreign_key="runs.id")
+    # The event's own id (links between events use it).
+    event_id: str
+    # Journaled as it happened, but its round has not committed yet: a resume deletes it.
+    provisional: bool = False
     round: int
     episode: int | None = None
     type: str
@@ -100,7 +113,7 @@ class MessageRecord(SQLModel, table=True):
     recipients: list[str] = _json_list()
     policy_version: str | None = None
     created_at: datetime = _created()
-    # The whole event as JSON (coevo.society.events), so it parses back losslessly.
+    # The whole event as JSON (coevo.messages), so it parses back losslessly.
     payload: dict[str, Any] = _json_dict()
 
 
@@ -168,6 +181,23 @@ class AttemptRecord(SQLModel, table=True):
     failure: str | None = None
     finish_reason: str | None = None
     completion_tokens: int = 0
+
+
+class CurriculumHistory(SQLModel, table=True):
+    """A problem's curriculum status as a round left it: whether it is in the curriculum, and the
+    round's attempts at it. A problem gets a row in every round that posed, attempted or re-flagged
+    it, so the curriculum "as of round R" is each problem's latest row up to R."""
+
+    __tablename__ = "curriculum_history"
+    __table_args__ = (Index("ix_curriculum_history_run_round", "run", "round"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run: str = Field(foreign_key="runs.id")
+    round: int
+    problem_id: str
+    in_curriculum: bool
+    attempts: int = 0
+    correct: int = 0
 
 
 class SkillProfileRecord(SQLModel, table=True):
@@ -245,6 +275,7 @@ TABLES = [
         MessageRecord,
         ProblemRecord,
         AttemptRecord,
+        CurriculumHistory,
         SkillProfileRecord,
         RunState,
         TrainingRun,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from coevo.society.events import Event
+from coevo.messages import Event
 
 Listener = Callable[[Event], None]
 
@@ -15,6 +15,7 @@ class EventBus:
     def __init__(self) -> None:
         self._queues: list[asyncio.Queue[Event | None]] = []
         self._listeners: list[Listener] = []
+        self.closed = False
 
     def subscribe(self, maxsize: int = 0) -> asyncio.Queue[Event | None]:
         """A queue that receives every later event, then None when the run ends."""
@@ -36,6 +37,10 @@ class EventBus:
             queue.put_nowait(event)
 
     def close(self) -> None:
+        """End every subscriber's stream (once, however the run ended)."""
+        if self.closed:
+            return
+        self.closed = True
         for queue in self._queues:
             if queue.maxsize and queue.full():
                 queue.get_nowait()

@@ -9,16 +9,34 @@ from __future__ import annotations
 import argparse
 import sys
 
-from coevo.society.config import SocietyConfig, load_config
+from coevo.society.config import SocietyConfig
 from coevo.society.config_errors import ConfigError
 from coevo.society.graph import describe_graph
+from coevo.society.loading import load_config
+from coevo.society.secrets import mask, mask_url
 
 EXIT_INVALID = 2
 
 
+def load_for_cli(path: str, overrides: list[str]) -> SocietyConfig:
+    """A config as the command line runs it: checked, and without the replay test double, which
+    only a test can feed (it answers from a function handed to it in code)."""
+    config = load_config(path, overrides)
+    issues = [
+        config.issue(
+            "engines", name, "kind", message="the replay engine is a test double; `coevo run` cannot use it"
+        )
+        for name, engine in config.engines.items()
+        if engine.kind == "replay"
+    ]
+    if issues:
+        raise ConfigError(path, issues)
+    return config
+
+
 def check_command(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config, list(getattr(args, "overrides", None) or []))
+        config = load_for_cli(args.config, list(getattr(args, "overrides", None) or []))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         count = len(exc.issues)
@@ -34,16 +52,20 @@ def summarize(config: SocietyConfig) -> str:
     s = config.schedule
     lines = [f"engines ({len(config.engines)}):"]
     for name, engine in config.engines.items():
-        options = f" {engine.options}" if engine.options else ""
+        options = f" {mask(engine.options)}" if engine.options else ""
         lines.append(f"  {name}: {engine.kind} {engine.model}{options}")
+    attempts = any(e.message in ("ProblemPosed", "ProblemRefined") for e in config.graph)
+    per_problem = f" x {s.attempts_per_problem} attempts" if attempts else ""
+    band = f", success band {list(s.success_band)}" if attempts else ""
+    evaluation = f", evaluation every {s.eval_every} rounds" if s.eval_every else ""
     lines.append(
-        f"schedule: {s.rounds} rounds x {s.problems_per_round} problems x {s.attempts_per_problem} attempts, "
-        f"max concurrency {s.max_concurrency}, success band {list(s.success_band)}"
+        f"schedule: {s.rounds} rounds x {s.problems_per_round} episodes{per_problem}, "
+        f"max concurrency {s.max_concurrency}{band}{evaluation}"
     )
     lines.append(f"trainers ({len(config.trainers)}):")
     for trainer in config.trainers:
         lines.append(f"  {trainer.kind} on {trainer.agent} every {trainer.every} round(s)")
-    memory = config.memory.url or "sqlite in the run directory"
+    memory = mask_url(config.memory.url) if config.memory.url else "sqlite in the run directory"
     run_dir = config.run_dir or f"runs/{config.name}"
     lines.append(f"run: {config.name} (seed {config.seed}, run dir {run_dir}, memory {memory})")
     return "\n".join(lines)

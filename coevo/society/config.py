@@ -1,10 +1,10 @@
-"""The society config: YAML → pydantic models, `--set a.b=c` overrides, and checks that name the
-field and the line of every problem.
+"""The society config: YAML → pydantic models and `--set a.b=c` overrides, with every structural
+problem named by field and line.
 
-Loading happens in two passes. The structure (types, unknown keys, missing fields, ranges) is
-validated by pydantic and every error is reported; only a structurally valid config gets the
-second pass, which checks references between fields (engines, agents, trainers) and the role
-graph (coevo.society.graph). Either pass reports all of its problems at once.
+This module is the first of two passes: the structure (types, unknown keys, missing fields,
+ranges), checked by pydantic, with every error reported at once (`parse_structure`). The second
+pass, which needs the role and trainer registries, the task layer and the engines, is
+coevo.society.validate; coevo.society.loading runs both (`load_config`, `parse_config`).
 """
 
 from __future__ import annotations
@@ -30,23 +30,14 @@ from pydantic import (
 )
 from typing_extensions import TypedDict, is_typeddict
 
-from coevo.society.config_errors import ConfigError, ConfigIssue, did_you_mean, one_of
-from coevo.society.graph import validate_graph
+from coevo.society.config_errors import ConfigError, ConfigIssue, did_you_mean
 from coevo.society.yaml_lines import Line, LineMap, PathPart, load_yaml_with_lines
 
-Role = Literal["teacher", "solver", "generator", "coach", "student"]
 EngineKind = Literal["auto", "vllm", "transformers", "openai", "replay"]
+Activation = Literal["any", "all"]
 # Names end up in --set paths (split on ".") and in directory names, so keep them plain.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
 RunName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
-
-# Which roles each trainer kind can train (the trainers package implements the kinds).
-TRAINER_ROLES: dict[str, frozenset[str]] = {
-    "socratic_solver_dpo": frozenset({"solver"}),
-    "socratic_generator_sft": frozenset({"generator"}),
-    "stat_sft": frozenset({"solver", "student"}),
-    "sft": frozenset({"teacher", "solver", "generator", "coach", "student"}),
-}
 
 
 class _Strict(BaseModel):
@@ -107,15 +98,46 @@ class SamplingConfig(TypedDict, total=False):
     stop: tuple[str, ...]
 
 
+class ProblemSpec(_Strict):
+    question: str
+    answer: str | int | float
+    solution: str | None = None
+    skills: list[str] = Field(default_factory=list)
+
+
+class PoolConfig(_Strict):
+    """Problems an LLM Teacher poses from: a dataset (a name such as gsm8k, or a JSONL file;
+    `coevo eval --dataset` accepts the same), and/or problems written in the config."""
+
+    dataset: str | None = None
+    split: str = "train"
+    limit: int | None = Field(default=None, ge=1)
+    problems: list[ProblemSpec] = Field(default_factory=list)
+
+
+class AutogenConfig(_Strict):
+    # "package.module:function" or "path/to/file.py:function" (relative to the config file): a
+    # callable (name, model_client, system_message) -> an autogen-agentchat agent.
+    factory: str
+
+
 class AgentConfig(_Strict):
-    role: Role
+    role: str  # a role of the registry (coevo roles lists them)
     engine: str | None = None
-    policy: Literal["procedural", "llm"] | None = None  # teachers only
-    curriculum: CurriculumConfig | None = None  # procedural teachers only
+    policy: str | None = None  # for roles with policy variants (teacher: procedural or llm)
+    curriculum: CurriculumConfig | None = None  # teachers: a procedural problem source
+    pool: PoolConfig | None = None  # LLM teachers: problems from a dataset or listed here
     trainable: bool = False
     lora: LoraConfig | None = None
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig())
     prompt_version: str = "v1"
+    # Role settings, checked against the role's own params model (coevo roles shows them).
+    params: dict[str, Any] = Field(default_factory=dict)
+    # Fan-in for every message this agent receives (overrides the role's default; an edge's own
+    # `activation` overrides this).
+    activation: Activation | None = None
+    # Put the user's own autogen-agentchat agent in this role's place.
+    autogen: AutogenConfig | None = None
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> AgentConfig:
@@ -130,11 +152,17 @@ class AgentConfig(_Strict):
 class EdgeConfig(_Strict):
     source: str
     target: str
-    message: str  # an event type in coevo.society.events.MESSAGE_TYPES
+    message: str  # a message type of coevo.messages.MESSAGE_TYPES
     when: str | None = None  # a predicate name in coevo.society.predicates.PREDICATES
-    # Turns the edge may carry per episode (a turn may be a batch, e.g. the k attempts);
-    # null = unbounded, and a cycle needs at least one bounded or conditional hop.
+    # Turns the edge may carry per episode (a turn is one batch, e.g. the k attempts at a problem);
+    # null = unbounded, and every cycle needs at least one bounded edge.
     max_turns: int | None = Field(default=1, ge=1)
+    # "next_round": the message opens an episode of the next round instead of being handled now
+    # (Socratic-Zero's refined problems join the next round's curriculum).
+    deliver: Literal["now", "next_round"] = "now"
+    # Fan-in of messages along this edge: "any" = handled as they arrive, "all" = the target waits
+    # until the episode is otherwise quiet and handles everything that arrived together.
+    activation: Activation | None = None
 
 
 class ScheduleConfig(_Strict):
@@ -142,7 +170,10 @@ class ScheduleConfig(_Strict):
     problems_per_round: int = Field(default=32, ge=1)
     attempts_per_problem: int = Field(default=8, ge=1)
     max_concurrency: int = Field(default=64, ge=1)
-    eval_every: int = Field(default=0, ge=0)  # 0 = no periodic evaluation
+    # Every N rounds, evaluate each trainable agent's policy on held-out problems (0 = never).
+    eval_every: int = Field(default=0, ge=0)
+    eval_problems: int = Field(default=100, ge=1)
+    eval_max_tokens: int = Field(default=128, ge=1)
     # A problem joins the training curriculum when its success rate lies in [low, high]
     # (Socratic-Zero keeps seeds the base Solver solves 10%-70% of the time).
     success_band: tuple[float, float] = (0.1, 0.7)
@@ -157,7 +188,7 @@ class ScheduleConfig(_Strict):
 
 
 class TrainerConfig(_Strict):
-    kind: str  # a key of TRAINER_ROLES
+    kind: str  # a trainer kind of coevo.trainers.registry
     agent: str
     every: int = Field(default=1, ge=1)  # train after every N rounds
     args: dict[str, Any] = Field(default_factory=dict)  # passed through to the TRL config
@@ -168,11 +199,17 @@ class SocietyConfig(_Strict):
     seed: int = 0
     run_dir: str | None = None  # default runs/<name>
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    # Modules ("package.module") or files ("roles.py", relative to the config) to import before
+    # the config is checked: where user roles register themselves.
+    plugins: list[str] = Field(default_factory=list)
     engines: dict[Name, EngineConfig] = Field(default_factory=dict)
     agents: dict[Name, AgentConfig] = Field(min_length=1)
     graph: list[EdgeConfig] = Field(default_factory=list)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     trainers: list[TrainerConfig] = Field(default_factory=list)
+    # A failed training stops the run ("stop") or is recorded while the previous policy keeps
+    # serving ("continue").
+    on_training_error: Literal["stop", "continue"] = "stop"
 
     _lines: LineMap = PrivateAttr(default_factory=LineMap)
 
@@ -201,34 +238,32 @@ class SocietyConfig(_Strict):
         return None, None
 
 
-# --- loading -------------------------------------------------------------------------------------
+# --- the structural pass --------------------------------------------------------------------------
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> SocietyConfig:
-    """Read, override and validate a config file; raise ConfigError listing every problem."""
+def read_config_text(path: str | Path) -> str:
+    """A config file's text; ConfigError (naming the file) when it cannot be read."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(source, [ConfigIssue(path="", message="no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, [ConfigIssue(path="", message=f"cannot read: {exc}")]) from None
-    return parse_config(text, source, overrides)
 
 
-def parse_config(text: str, source_name: str = "<config>", overrides: Sequence[str] = ()) -> SocietyConfig:
+def parse_structure(text: str, source_name: str = "<config>", overrides: Sequence[str] = ()) -> SocietyConfig:
+    """YAML text plus overrides → a structurally valid config (types, keys, ranges); ConfigError
+    listing every structural problem. Cross-field checks are coevo.society.validate's."""
     data, lines = load_yaml_with_lines(text, source_name)
     data, issues = _apply_overrides({} if data is None else data, overrides, lines)
     try:
         config = SocietyConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source_name, _sorted(issues + _pydantic_issues(exc, data, lines))) from None
+        raise ConfigError(source_name, sort_issues(issues + _pydantic_issues(exc, data, lines))) from None
     if issues:
-        raise ConfigError(source_name, _sorted(issues))
+        raise ConfigError(source_name, sort_issues(issues))
     config._lines = lines
-    issues = check_references(config) + validate_graph(config)
-    if issues:
-        raise ConfigError(source_name, _sorted(issues))
     return config
 
 
@@ -240,98 +275,13 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
     return data
 
 
-def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+def sort_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
     # Command-line problems first, then in file order.
     return sorted(issues, key=lambda i: (0, 0) if i.line == "--set" else (1, i.line or 0))
 
 
 def _dotted(path: Sequence[PathPart]) -> str:
     return ".".join(str(p) for p in path)
-
-
-# --- cross-field checks ----------------------------------------------------------------------------
-
-
-def check_references(config: SocietyConfig) -> list[ConfigIssue]:
-    """Checks that span fields: engine and agent references, roles versus policies, trainers."""
-    issues: list[ConfigIssue] = []
-    for name, agent in config.agents.items():
-        at = ("agents", name)
-        if agent.engine is not None and agent.engine not in config.engines:
-            issues.append(
-                config.issue(
-                    *at,
-                    "engine",
-                    message=f"unknown engine '{agent.engine}'{one_of(agent.engine, config.engines)}",
-                )
-            )
-        if agent.role == "teacher":
-            if agent.policy is None:
-                issues.append(
-                    config.issue(*at, message="a teacher needs `policy: procedural` or `policy: llm`")
-                )
-            elif agent.policy == "llm" and agent.engine is None:
-                issues.append(config.issue(*at, message="an LLM teacher (policy: llm) needs an `engine`"))
-            if agent.policy == "procedural" and agent.trainable:
-                issues.append(
-                    config.issue(*at, "trainable", message="a procedural teacher has no model to train")
-                )
-        else:
-            if agent.policy is not None:
-                issues.append(
-                    config.issue(
-                        *at,
-                        "policy",
-                        message=f"`policy` is for teachers only; a {agent.role} is an LLM on its `engine`",
-                    )
-                )
-            if agent.engine is None:
-                issues.append(config.issue(*at, message=f"a {agent.role} needs an `engine`"))
-        # An LLM teacher may keep its curriculum block, so `--set agents.X.policy=...` flips it alone.
-        if agent.curriculum is not None and agent.role != "teacher":
-            issues.append(
-                config.issue(*at, "curriculum", message="`curriculum` is only used by a procedural teacher")
-            )
-    for index, trainer in enumerate(config.trainers):
-        at2 = ("trainers", index)
-        roles = TRAINER_ROLES.get(trainer.kind)
-        if roles is None:
-            issues.append(
-                config.issue(
-                    *at2,
-                    "kind",
-                    message=f"unknown trainer kind '{trainer.kind}'{one_of(trainer.kind, TRAINER_ROLES)}",
-                )
-            )
-        target = config.agents.get(trainer.agent)
-        if target is None:
-            issues.append(
-                config.issue(
-                    *at2,
-                    "agent",
-                    message=f"unknown agent '{trainer.agent}'{one_of(trainer.agent, config.agents)}",
-                )
-            )
-            continue
-        if not target.trainable:
-            issues.append(
-                config.issue(
-                    *at2,
-                    "agent",
-                    message=f"agent '{trainer.agent}' is not trainable "
-                    f"(set agents.{trainer.agent}.trainable: true)",
-                )
-            )
-        if roles is not None and target.role not in roles:
-            issues.append(
-                config.issue(
-                    *at2,
-                    "agent",
-                    message=f"{trainer.kind} trains a {' or '.join(sorted(roles))}, "
-                    f"but '{trainer.agent}' is a {target.role}",
-                )
-            )
-    return issues
 
 
 # --- pydantic errors → issues ----------------------------------------------------------------------

@@ -1,15 +1,15 @@
-"""The role graph: agents are nodes, each config edge is a typed message from one agent to another.
+"""The role graph: agents are nodes, each config edge a typed message from one agent to another.
 
-`validate_graph` checks what the scheduler relies on: every edge joins known agents with a
-message the source's role produces and the target's role accepts (the ROLES table), every
-condition is a known predicate, every cycle has an exit, and every agent can be reached.
+`validate_graph` checks what the router relies on, reading the role registry
+(coevo.agents.registry) for what each agent's role sends and accepts:
 
-Entry agents are the teachers and any agent that sends but receives nothing: an episode
-starts with them, and everyone else must be reachable from them along edges.
-
-ROLES follows the reference design. The Generator accepts AttemptGraded because its reward
-(Socratic-Zero) is the Solver's graded success on the problems it poses; the Coach accepts
-SolutionSubmitted and ExamResult because a teaching transcript includes the learners' side.
+- every edge joins known agents with a message type its source's role can send and its target's
+  role accepts, under a known condition;
+- a message a role must answer (a Solver's attempts, a Student's exam) has an edge to carry the
+  answer, or the work would be thrown away;
+- every cycle has an edge with a finite `max_turns` (a condition alone may hold forever);
+- some agent opens episodes (a role whose registry entry `opens` message types, with an edge
+  carrying one), and every agent is reachable from those that do.
 """
 
 from __future__ import annotations
@@ -17,46 +17,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from coevo.agents.catalog import role_spec
+from coevo.agents.registry import RoleRegistryError
+from coevo.agents.role import RoleSpec
+from coevo.messages import MESSAGE_TYPES
+from coevo.society.config import SocietyConfig
 from coevo.society.config_errors import ConfigIssue, one_of
-from coevo.society.events import MESSAGE_TYPES
-from coevo.society.predicates import PREDICATES, UNCONDITIONAL
+from coevo.society.predicates import PREDICATES
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from coevo.society.config import SocietyConfig
 
-
-@dataclass(frozen=True)
-class RoleMessages:
-    produces: frozenset[str]
-    accepts: frozenset[str]
-
-
-ROLES: dict[str, RoleMessages] = {
-    "teacher": RoleMessages(
-        produces=frozenset(
-            {"ProblemPosed", "ProblemRefined", "AttemptGraded", "Demonstration", "Explanation"}
-        ),
-        accepts=frozenset({"SolutionSubmitted", "ExamResult", "CoachReport"}),
-    ),
-    "solver": RoleMessages(
-        produces=frozenset({"SolutionSubmitted"}),
-        accepts=frozenset({"ProblemPosed", "ProblemRefined", "AttemptGraded"}),
-    ),
-    "generator": RoleMessages(
-        produces=frozenset({"ProblemPosed"}),
-        accepts=frozenset({"Demonstration", "AttemptGraded"}),
-    ),
-    "student": RoleMessages(
-        produces=frozenset({"ExamResult", "SolutionSubmitted"}),
-        accepts=frozenset({"Explanation", "ProblemPosed"}),
-    ),
-    "coach": RoleMessages(
-        produces=frozenset({"CoachReport"}),
-        accepts=frozenset({"Explanation", "ExamResult", "SolutionSubmitted"}),
-    ),
-}
+def agent_spec(config: SocietyConfig, name: str) -> RoleSpec | None:
+    """The registry entry of an agent's role (and policy); None when the config names none."""
+    agent = config.agents[name]
+    try:
+        return role_spec(agent.role, agent.policy)
+    except RoleRegistryError:
+        return None
 
 
 def build_graph(config: SocietyConfig) -> nx.MultiDiGraph:
@@ -75,20 +54,62 @@ def build_graph(config: SocietyConfig) -> nx.MultiDiGraph:
                 message=edge.message,
                 when=edge.when,
                 max_turns=edge.max_turns,
+                deliver=edge.deliver,
             )
     return graph
 
 
-def entry_agents(config: SocietyConfig, graph: nx.MultiDiGraph) -> list[str]:
-    return [
-        name
-        for name, agent in config.agents.items()
-        if agent.role == "teacher" or (graph.in_degree(name) == 0 and graph.out_degree(name) > 0)
-    ]
+def live_flows(config: SocietyConfig) -> set[int]:
+    """The edges (by index) that can ever carry a message: those whose source opens episodes with
+    that type, or answers with it some message that a live edge brings it. An edge outside this
+    set is dead: its source would send that type only in reply to something nothing sends it."""
+    specs = {name: agent_spec(config, name) for name in config.agents}
+    received: dict[str, set[str]] = {name: set() for name in config.agents}
+    live: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for index, edge in enumerate(config.graph):
+            spec = specs.get(edge.source)
+            if index in live or spec is None or edge.target not in received:
+                continue
+            answers = any(edge.message in spec.handles.get(t, frozenset()) for t in received[edge.source])
+            if edge.message in spec.opens or answers:
+                live.add(index)
+                received[edge.target].add(edge.message)
+                changed = True
+    return live
+
+
+def entry_agents(config: SocietyConfig) -> list[str]:
+    """Agents that open episodes: their role opens some message type and an edge carries it."""
+    entries = []
+    for name in config.agents:
+        spec = agent_spec(config, name)
+        if spec is not None and any(e.source == name and e.message in spec.opens for e in config.graph):
+            entries.append(name)
+    return entries
+
+
+@dataclass(frozen=True)
+class GraphFlows:
+    """Which messages flow where in a society (what the trainer registry's requirements ask)."""
+
+    config: SocietyConfig
+
+    def sends(self, agent: str, message: str) -> bool:
+        return any(e.source == agent and e.message == message for e in self.config.graph)
+
+    def receives(self, agent: str, message: str) -> bool:
+        return any(e.target == agent and e.message == message for e in self.config.graph)
+
+    def flows(self, message: str) -> bool:
+        return any(e.message == message for e in self.config.graph)
 
 
 def validate_graph(config: SocietyConfig) -> list[ConfigIssue]:
     issues = _edge_issues(config)
+    issues += _reply_issues(config)
     graph = build_graph(config)
     issues += _cycle_issues(config, graph)
     issues += _reachability_issues(config, graph)
@@ -115,28 +136,7 @@ def _edge_issues(config: SocietyConfig) -> list[ConfigIssue]:
                 )
             )
         elif ends_known:
-            source_role = config.agents[edge.source].role
-            target_role = config.agents[edge.target].role
-            if edge.message not in ROLES[source_role].produces:
-                produced = ", ".join(sorted(ROLES[source_role].produces))
-                issues.append(
-                    config.issue(
-                        *at,
-                        "message",
-                        message=f"'{edge.source}' is a {source_role}, which does not produce {edge.message} "
-                        f"(a {source_role} produces: {produced})",
-                    )
-                )
-            if edge.message not in ROLES[target_role].accepts:
-                accepted = ", ".join(sorted(ROLES[target_role].accepts))
-                issues.append(
-                    config.issue(
-                        *at,
-                        "message",
-                        message=f"'{edge.target}' is a {target_role}, which does not accept {edge.message} "
-                        f"(a {target_role} accepts: {accepted})",
-                    )
-                )
+            issues += _role_fit(config, index)
         if edge.when is not None and edge.when not in PREDICATES:
             issues.append(
                 config.issue(
@@ -146,19 +146,76 @@ def _edge_issues(config: SocietyConfig) -> list[ConfigIssue]:
     return issues
 
 
-def _cycle_issues(config: SocietyConfig, graph: nx.MultiDiGraph) -> list[ConfigIssue]:
-    """A cycle made only of unbounded, unconditional edges never ends: report each such cycle.
+def _role_fit(config: SocietyConfig, index: int) -> list[ConfigIssue]:
+    edge = config.graph[index]
+    issues: list[ConfigIssue] = []
+    source, target = agent_spec(config, edge.source), agent_spec(config, edge.target)
+    if source is not None and edge.message not in source.produces:
+        issues.append(
+            config.issue(
+                "graph",
+                index,
+                "message",
+                message=f"'{edge.source}' is a {_what(source)}, which does not send {edge.message} "
+                f"(it sends: {', '.join(sorted(source.produces)) or 'nothing'})",
+            )
+        )
+    if target is not None and edge.message not in target.accepts:
+        issues.append(
+            config.issue(
+                "graph",
+                index,
+                "message",
+                message=f"'{edge.target}' is a {_what(target)}, which does not accept {edge.message} "
+                f"(it accepts: {', '.join(sorted(target.accepts)) or 'nothing'})",
+            )
+        )
+    return issues
 
-    Cycles are looked for among those edges alone, so a bounded or conditional edge parallel to an
-    unbounded one does not hide the unbounded loop.
+
+def _what(spec: RoleSpec) -> str:
+    return f"{spec.name} ({spec.policy})" if spec.policy else spec.name
+
+
+def _reply_issues(config: SocietyConfig) -> list[ConfigIssue]:
+    """A message whose answer is the point (attempts, an exam) needs an edge to carry the answer."""
+    issues: list[ConfigIssue] = []
+    reported: set[tuple[str, str]] = set()
+    for index, edge in enumerate(config.graph):
+        if edge.target not in config.agents or (edge.target, edge.message) in reported:
+            continue
+        spec = agent_spec(config, edge.target)
+        if spec is None or edge.message not in spec.needs_reply:
+            continue
+        replies = spec.handles[edge.message]
+        if not any(e.source == edge.target and e.message in replies for e in config.graph):
+            reported.add((edge.target, edge.message))
+            issues.append(
+                config.issue(
+                    "graph",
+                    index,
+                    message=f"'{edge.target}' answers {edge.message} with {' or '.join(sorted(replies))}, "
+                    "but no "
+                    f"edge carries that from '{edge.target}', so its work would be thrown away; add an edge "
+                    f"from '{edge.target}' with message {sorted(replies)[0]}",
+                )
+            )
+    return issues
+
+
+def _cycle_issues(config: SocietyConfig, graph: nx.MultiDiGraph) -> list[ConfigIssue]:
+    """A cycle whose every edge is unbounded (`max_turns: null`) may run forever: report each.
+
+    A condition (`when`) does not bound a cycle, because it may keep holding; only turns do.
+    Cycles are looked for among unbounded edges alone, so a bounded edge parallel to an unbounded
+    one does not hide the unbounded loop.
     """
     import networkx as nx
 
     endless = nx.DiGraph()
     first_edge: dict[tuple[str, str], int] = {}
     for source, target, index, data in graph.edges(keys=True, data=True):
-        conditional = data["when"] is not None and data["when"] != UNCONDITIONAL
-        if data["max_turns"] is None and not conditional:
+        if data["max_turns"] is None and data["deliver"] == "now":
             endless.add_edge(source, target)
             first_edge[(source, target)] = min(index, first_edge.get((source, target), index))
     issues: list[ConfigIssue] = []
@@ -174,69 +231,86 @@ def _cycle_issues(config: SocietyConfig, graph: nx.MultiDiGraph) -> list[ConfigI
             config.issue(
                 "graph",
                 index,
-                message=f"cycle {loop} never ends: every edge on it has `max_turns: null` and no `when`; "
-                "bound one of them with max_turns or a condition",
+                message=f"cycle {loop} may never end: every edge on it has `max_turns: null`; give one of "
+                "them a max_turns (a `when` condition alone does not bound a cycle)",
             )
         )
     return issues
 
 
 def _reachability_issues(config: SocietyConfig, graph: nx.MultiDiGraph) -> list[ConfigIssue]:
-    import networkx as nx
-
-    if len(config.agents) == 1:
-        return []
-    entries = entry_agents(config, graph)
+    entries = entry_agents(config)
     if not entries:
+        openers = sorted({f"{s.name} ({', '.join(sorted(s.opens))})" for s in _all_opening_specs()})
         return [
             config.issue(
                 "graph",
-                message="no entry agent: add a teacher, or an agent that sends messages but receives none",
+                message="no agent opens an episode: add an edge from an agent whose role opens episodes "
+                f"carrying one of the messages it opens with: {'; '.join(openers)}",
             )
         ]
-    reachable = set(entries)
-    for entry in entries:
-        reachable |= nx.descendants(graph, entry)
+    live = live_flows(config)
+    acting = set(entries) | {config.graph[i].target for i in live}
     issues: list[ConfigIssue] = []
     for name in config.agents:
         if graph.degree(name) == 0:
             issues.append(
                 config.issue("agents", name, message=f"'{name}' is in no graph edge, so it never acts")
             )
-        elif name not in reachable:
+        elif name not in acting:
+            inbound = sorted({f"{e.message} from '{e.source}'" for e in config.graph if e.target == name})
             issues.append(
                 config.issue(
                     "agents",
                     name,
-                    message=f"'{name}' is unreachable: no edge path leads to it from the entry agents "
-                    f"({', '.join(entries)})",
+                    message=f"'{name}' never acts: what its edges bring it "
+                    f"({', '.join(inbound) or 'nothing'}) "
+                    "is never sent, because each sender sends it only in reply to messages nothing sends "
+                    f"that sender (episodes are opened by {', '.join(entries)})",
                 )
             )
     return issues
 
 
+def _all_opening_specs() -> list[RoleSpec]:
+    from coevo.agents.catalog import all_specs
+
+    return [s for s in all_specs() if s.opens]
+
+
 def describe_graph(config: SocietyConfig) -> str:
-    """The graph as text: agents with their roles, then one line per edge with message and condition."""
-    graph = build_graph(config)
+    """The graph as text: agents with their roles, then one line per edge."""
     width = max(len(name) for name in config.agents)
     lines = [f"agents ({len(config.agents)}):"]
     for name, agent in config.agents.items():
-        if agent.policy == "procedural" and agent.curriculum is not None:
-            how = f"procedural, {agent.curriculum.kind} curriculum"
+        if agent.engine is None:
+            how = f"{agent.curriculum.kind} curriculum" if agent.curriculum else "no engine"
         else:
             how = f"engine {agent.engine}"
-        trainable = ", trainable" if agent.trainable else ""
-        lines.append(f"  {name:<{width}}  {agent.role} ({how}{trainable})")
+        policy = f" {agent.policy}" if agent.policy else ""
+        extras = [how]
+        if agent.trainable:
+            extras.append("trainable")
+        if agent.autogen is not None:
+            extras.append(f"autogen {agent.autogen.factory}")
+        lines.append(f"  {name:<{width}}  {agent.role}{policy} ({', '.join(extras)})")
     lines.append(f"edges ({len(config.graph)}):")
     for edge in config.graph:
-        condition = f"  when {edge.when}" if edge.when else ""
+        notes = []
+        if edge.when:
+            notes.append(f"when {edge.when}")
+        if edge.deliver != "now":
+            notes.append(f"delivered {edge.deliver.replace('_', ' ')}")
+        if edge.activation:
+            notes.append(f"fan-in {edge.activation}")
         bound = (
             "unbounded"
             if edge.max_turns is None
             else f"max {edge.max_turns} turn{'s' if edge.max_turns > 1 else ''}"
         )
+        tail = f"  {', '.join(notes)}" if notes else ""
         lines.append(
-            f"  {edge.source:>{width}} -> {edge.target:<{width}}  {edge.message:<17} [{bound}]{condition}"
+            f"  {edge.source:>{width}} -> {edge.target:<{width}}  {edge.message:<18} [{bound}]{tail}"
         )
-    lines.append(f"entry: {', '.join(entry_agents(config, graph)) or '(none)'}")
+    lines.append(f"episodes opened by: {', '.join(entry_agents(config)) or '(none)'}")
     return "\n".join(lines)

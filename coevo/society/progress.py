@@ -1,5 +1,6 @@
-"""Plain-terminal progress for `coevo run` when no TUI is used: round, episodes, tokens/s and
-accuracy so far, driven by the event stream (the same events the TUI consumes)."""
+"""Plain-terminal progress for `coevo run` when no TUI is used: rounds with their ETA, episodes,
+tokens/s and accuracy so far, and a step counter with ETA while an agent trains — driven by the
+event stream (the same events the TUI consumes)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,24 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from coevo.society.events import (
+from coevo.messages import (
     AttemptGraded,
     Event,
     RoundFinished,
     RoundStarted,
     TrainingFinished,
     TrainingStarted,
+    TrainingStep,
 )
 
 
@@ -28,10 +38,12 @@ class RunProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=self.console,
         )
         self.rounds = self.progress.add_task("rounds", total=rounds, info="")
         self.episodes = self.progress.add_task("episodes", total=None, info="")
+        self.training: dict[str, TaskID] = {}
         self.attempts = 0
         self.correct = 0
         self.tokens = 0
@@ -71,7 +83,19 @@ class RunProgress:
             )
         elif isinstance(event, TrainingStarted):
             self.console.log(f"training {event.agent} with {event.trainer} on {event.examples} examples...")
+            self.training[event.agent] = self.progress.add_task(f"training {event.agent}", total=None, info="")
+        elif isinstance(event, TrainingStep) and event.agent in self.training:
+            loss = event.metrics.get("loss")
+            self.progress.update(
+                self.training[event.agent],
+                total=event.max_steps,
+                completed=event.step,
+                info="" if loss is None else f"loss {loss:.4g}",
+            )
         elif isinstance(event, TrainingFinished):
+            task = self.training.pop(event.agent, None)
+            if task is not None:
+                self.progress.remove_task(task)
             if event.ok:
                 metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(event.metrics.items()))
                 self.console.log(f"trained {event.agent} → {event.new_version} ({metrics})")

@@ -40,11 +40,38 @@ class LineMap:
         return None
 
 
+# Aliases let a small file expand into a huge (or endless) structure; a society config never needs
+# more than this many values, and an alias that contains itself is refused outright.
+MAX_VALUES = 100_000
+
+
+class _TooBig(Exception):
+    pass
+
+
 def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
-    """Parse one YAML document; raise ConfigError with file:line:col on a syntax error or duplicate key."""
+    """Parse one YAML document; raise ConfigError with file:line:col on a syntax error, a duplicate
+    key, a recursive alias, or aliases that expand past `MAX_VALUES` values."""
     loader = yaml.SafeLoader(text)
+    lines = LineMap()
+    issues: list[ConfigIssue] = []
     try:
         node = loader.get_single_node()
+        if node is not None:
+            lines.lines[()] = node.start_mark.line + 1
+            try:
+                _record(node, (), _Walk(lines.lines, issues))
+            except _TooBig:
+                raise ConfigError(
+                    source,
+                    [
+                        ConfigIssue(
+                            path="", message=f"the YAML expands to more than {MAX_VALUES:,} values (aliases?)"
+                        )
+                    ],
+                ) from None
+        if issues:
+            raise ConfigError(source, issues)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -58,17 +85,41 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
         raise ConfigError(source, [ConfigIssue(path="", message=str(exc))]) from None
     finally:
         loader.dispose()
-    lines = LineMap()
-    issues: list[ConfigIssue] = []
-    if node is not None:
-        lines.lines[()] = node.start_mark.line + 1
-        _record(node, (), lines.lines, issues)
-    if issues:
-        raise ConfigError(source, issues)
     return data, lines
 
 
-def _record(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], issues: list[ConfigIssue]) -> None:
+@dataclass
+class _Walk:
+    """What walking the node tree collects: lines by key path, issues, and the bounds' state."""
+
+    lines: dict[KeyPath, int]
+    issues: list[ConfigIssue]
+    count: int = 0
+    open_nodes: set[int] = field(default_factory=set)
+
+
+def _record(node: yaml.Node, path: KeyPath, walk: _Walk) -> None:
+    walk.count += 1
+    if walk.count > MAX_VALUES:
+        raise _TooBig
+    if id(node) in walk.open_nodes:  # an alias inside the node it names
+        walk.issues.append(
+            ConfigIssue(
+                path=".".join(map(str, path)),
+                line=node.start_mark.line + 1,
+                message="a recursive alias (a value that contains itself)",
+            )
+        )
+        return
+    walk.open_nodes.add(id(node))
+    try:
+        _record_children(node, path, walk)
+    finally:
+        walk.open_nodes.discard(id(node))
+
+
+def _record_children(node: yaml.Node, path: KeyPath, walk: _Walk) -> None:
+    lines, issues = walk.lines, walk.issues
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -85,8 +136,8 @@ def _record(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], issues: l
                 )
             seen[key] = line
             lines[(*path, key)] = line
-            _record(value_node, (*path, key), lines, issues)
+            _record(value_node, (*path, key), walk)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*path, index)] = item.start_mark.line + 1
-            _record(item, (*path, index), lines, issues)
+            _record(item, (*path, index), walk)

@@ -51,3 +51,10 @@ def test_parse_coach_report(
 def test_prompt_names_every_item() -> None:
     for item in INSTRUMENT_ITEMS:
         assert item in COACH_PROMPTS["v1"]
+
+
+def test_a_report_cut_off_by_the_token_limit_keeps_its_scores() -> None:
+    text = '{"scores": {"positive_climate": 2, "explanations": 3}, "highlights": ["the teacher has'
+    fields = parse_coach_report(text)
+    assert fields.scores == {"positive_climate": 2.0, "explanations": 3.0}
+    assert fields.parse_error and "cut off" in fields.parse_error

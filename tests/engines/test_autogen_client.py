@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.messages import StructuredMessage
 from autogen_core import FunctionCall
 from autogen_core.models import (
     AssistantMessage,
@@ -20,6 +21,7 @@ from autogen_core.models import (
     SystemMessage,
     UserMessage,
 )
+from pydantic import BaseModel
 
 from coevo.engines.autogen_client import EngineChatCompletionClient, to_chat_messages
 from coevo.engines.base import (
@@ -93,7 +95,7 @@ async def test_stream_extra_args_and_model_info() -> None:
     with pytest.raises(EngineError, match="unknown extra_create_args"):
         await client.create([UserMessage(content="hi", source="user")], extra_create_args={"foo": 1})
     info = client.model_info
-    assert info["function_calling"] is False and info["vision"] is False
+    assert info["function_calling"] is True and info["vision"] is False and info["structured_output"] is True
     assert {"json_output", "family", "structured_output"} <= set(info)
     assert client.remaining_tokens([UserMessage(content="abcdefgh", source="u")]) == 8192 - 2
 
@@ -113,10 +115,69 @@ def test_message_conversion() -> None:
     assert messages == [
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "part one\npart two"},
-        {"role": "assistant", "content": 'add({"a": 1})'},
+        {"role": "assistant", "content": '<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>'},
         {"role": "user", "content": "Result of add: 2"},
         {"role": "assistant", "content": "done"},
     ]
+
+
+class Verdict(BaseModel):
+    answer: int
+    sure: bool
+
+
+async def test_structured_output_asks_the_engine_for_the_schema() -> None:
+    engine = FixedReplyEngine('{"answer": 42, "sure": true}')
+    client = EngineChatCompletionClient(engine, params=SamplingParams(seed=5))
+    agent = AssistantAgent("judge", model_client=client, output_content_type=Verdict)
+    result = await agent.run(task="What is 17 + 25?")
+    reply = result.messages[-1]
+    assert isinstance(reply, StructuredMessage) and reply.content == Verdict(answer=42, sure=True)
+    [request] = engine.requests
+    assert request.params.json_schema == Verdict.model_json_schema()
+    assert request.params.seed == 5
+
+
+async def test_tools_are_offered_in_text_and_calls_come_back_as_function_calls() -> None:
+    calls: list[str] = []
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        calls.append(f"{a}+{b}")
+        return a + b
+
+    class ToolEngine(FixedReplyEngine):
+        async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+            last = requests[0].messages[-1]["content"]
+            self.reply = (
+                "The answer is 42."
+                if last.startswith("Result of add")
+                else 'Let me add. <tool_call>{"name": "add", "arguments": {"a": 17, "b": 25}}</tool_call>'
+            )
+            return await super().generate(requests)
+
+    engine = ToolEngine("")
+    client = EngineChatCompletionClient(engine)
+    agent = AssistantAgent("solver", model_client=client, tools=[add], reflect_on_tool_use=True)
+    result = await agent.run(task="What is 17 + 25?")
+    assert calls == ["17+25"]
+    assert result.messages[-1].to_text() == "The answer is 42."
+    offered = engine.requests[0].messages[0]["content"]
+    assert "<tool_call>" in offered and '"name": "add"' in offered
+    assert engine.requests[1].messages[-1]["content"] == "Result of add: 42"
+
+
+async def test_a_malformed_tool_call_is_plain_text() -> None:
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    engine = FixedReplyEngine(
+        '<tool_call>{"name": "mul", "arguments": {}}</tool_call> <tool_call>{oops</tool_call>'
+    )
+    agent = AssistantAgent("solver", model_client=EngineChatCompletionClient(engine), tools=[add])
+    result = await agent.run(task="hi")
+    assert "mul" in result.messages[-1].to_text()
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from typing import Any
 
 from coevo.memory.batch import RoundBatch
 from coevo.memory.store import Store
-from coevo.society.events import AttemptGraded, RoundStarted
+from coevo.messages import AttemptGraded, RoundStarted
 from coevo.tasks.problem import Problem, Provenance
 
 AGENTS: list[dict[str, Any]] = [

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session as OrmSession
 
+from coevo import messages as ev
 from coevo.memory import store as store_module
 from coevo.memory.errors import SchemaVersionError, StoreError
 from coevo.memory.store import RoundSummary, Store
-from coevo.society import events as ev
+from coevo.memory.tables import SCHEMA_VERSION
 from tests.memory.helpers import AGENTS, commit_rounds, fill_round, new_run, problem
 
 
@@ -48,10 +49,10 @@ def test_round_commit_and_reads(store: Store) -> None:
     graded = store.events(run_id, types=["AttemptGraded"])
     assert len(graded) == 12 and all(isinstance(e, ev.AttemptGraded) for e in graded)
     records = store.event_records(run_id)
-    ids = [i for i, _ in records]
+    ids = [i for i, _, _ in records]
     assert ids == sorted(ids)
-    assert [e.type for _, e in store.event_records(run_id, after_id=ids[6])] == [
-        e.type for _, e in records[7:]
+    assert [e.type for _, _, e in store.event_records(run_id, after_id=ids[6])] == [
+        e.type for _, _, e in records[7:]
     ]
     assert len(store.attempts(run_id)) == 12
     assert len(store.attempts(run_id, rounds=[1], agent="solver")) == 6
@@ -110,10 +111,23 @@ def _one_of_each_event() -> list[ev.EventBase]:
             target_problem_id="q",
             target_question="2+2?",
         ),
-        ev.Explanation(**common, problem_id="p", rationale="because ∑ — ünïcode", answer="2"),
+        ev.ProblemProposed(
+            **common, source_problem_id="p", problem_id="g", question="1+1?", answer="2", raw="r"
+        ),
+        ev.ProposalReviewed(**common, proposal_id="x", problem_id="g", accepted=True, reason="computed"),
+        ev.Explanation(
+            **common,
+            problem_id="p",
+            rationale="because ∑ — ünïcode",
+            answer="2",
+            exam=[ev.ExamItem(problem_id="a", question="1+2?")],
+        ),
+        ev.ExplanationScored(
+            **common, explanation_id="e1", problem_id="p", correct=True, lbt_score=0.5, score=0.75, students=3
+        ),
         ev.ExamResult(
             **common,
-            explanation_event_id="e1",
+            explanation_id="e1",
             problem_id="p",
             exam_problem_ids=["a", "b"],
             correct=1,
@@ -121,7 +135,7 @@ def _one_of_each_event() -> list[ev.EventBase]:
         ),
         ev.CoachReport(
             **common,
-            transcript_ref="t",
+            transcript_ids=["t1", "t2"],
             scores={"clarity": 0.5},
             highlights=["h"],
             missed=["m"],
@@ -130,6 +144,9 @@ def _one_of_each_event() -> list[ev.EventBase]:
             parse_error="bad json",
         ),
         ev.RoundStarted(**common, episodes=4),
+        ev.EvalFinished(
+            **common, agent="solver", policy="v1", dataset="d", n=10, accuracy=0.5, ci_low=0.2, ci_high=0.8
+        ),
         ev.RoundFinished(
             **common, attempts=8, correct=3, accuracy=0.375, per_skill={"add": 0.5}, tokens=99, seconds=1.5
         ),
@@ -335,7 +352,9 @@ def test_schema_version_mismatch_is_refused(db_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE meta SET schema_version = 999"))
     engine.dispose()
-    with pytest.raises(SchemaVersionError, match="schema version 999, this coevo uses version 1"):
+    with pytest.raises(
+        SchemaVersionError, match=f"schema version 999, this coevo uses version {SCHEMA_VERSION}"
+    ):
         Store(db_url)
 
 
@@ -347,3 +366,31 @@ def test_two_stores_share_one_database(db_url: str) -> None:
     assert len(reader.attempts(run_id)) == 6
     writer.close()
     reader.close()
+
+
+def test_curriculum_history_answers_what_the_curriculum_was_at_each_round(store: Store) -> None:
+    run_id = new_run(store)
+    batch = store.round_batch(run_id, 0)
+    batch.add_problem(problem(1), 0, in_curriculum=True)
+    batch.add_problem(problem(2), 0, in_curriculum=False)
+    batch.add_attempt(
+        problem_id="p1",
+        agent="solver",
+        policy_version="base",
+        attempt_index=0,
+        response="x",
+        extracted_answer=None,
+        correct=True,
+        reward=1.0,
+    )
+    store.commit_round(batch)
+    batch = store.round_batch(run_id, 1)
+    batch.set_curriculum("p1", False)
+    batch.add_problem(problem(2), 1, in_curriculum=True)
+    store.commit_round(batch)
+    assert store.curriculum_as_of(run_id, 0) == ["p1"]
+    assert store.curriculum_as_of(run_id, 1) == ["p2"]
+    first = [r for r in store.curriculum_history(run_id) if r.round == 0 and r.problem_id == "p1"]
+    assert [(r.attempts, r.correct) for r in first] == [(1, 1)]
+    store.discard_after(run_id, 0)  # a resumed run forgets the rolled-back round's history too
+    assert store.curriculum_as_of(run_id, 5) == ["p1"]

@@ -11,8 +11,9 @@ import pytest
 
 from coevo.cli import build_parser
 from coevo.society.check import check_command
-from coevo.society.config import SocietyConfig, apply_overrides, load_config, parse_config
+from coevo.society.config import SocietyConfig, apply_overrides
 from coevo.society.config_errors import ConfigError, ConfigIssue
+from coevo.society.loading import load_config, parse_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -154,7 +155,7 @@ BAD = [
         (("    engine: local\n", "    engine: local\n    policy: procedural\n"),),
         "agents.solver.policy",
         "policy: procedural\n    trainable",
-        "for teachers only",
+        "no policy variants",
     ),
     Bad(
         "llm-teacher-without-engine",
@@ -189,7 +190,7 @@ BAD = [
         (("message: SolutionSubmitted", "message: ExamResult"),),
         "graph.1.message",
         "ExamResult",
-        "does not produce ExamResult",
+        "does not send ExamResult",
     ),
     Bad(
         "message-not-accepted-by-target",
@@ -213,7 +214,7 @@ BAD = [
         ),
         "graph.0",
         "ProblemPosed, max_turns",
-        "never ends",
+        "may never end",
     ),
     Bad(
         "agent-in-no-edge",
@@ -249,6 +250,100 @@ BAD = [
         "trainers.0.agent",
         "agent: solve",
         "'solver'",
+    ),
+    # Everything below used to fail only at run time; `coevo check` refuses it now.
+    Bad(
+        "unknown-skill",
+        (("skills: [add_carry]}", "skills: [add_carry, add_cary]}"),),
+        "agents.teacher.curriculum.skills",
+        "curriculum:",
+        "unknown skill 'add_cary'",
+    ),
+    Bad(
+        "bad-curriculum-parameter",
+        (
+            (
+                "{kind: uniform, skills: [add_carry]}",
+                "{kind: alp-gmm, skills: [add_carry], params: {bootstrapp: 4}}",
+            ),
+        ),
+        "agents.teacher.curriculum.params",
+        "curriculum:",
+        "bad parameters for the 'alp-gmm' curriculum",
+    ),
+    Bad(
+        "levels-outside-the-skill-range",
+        (("skills: [add_carry]}", "skills: [add_carry], levels: {digits: [7, 9]}}"),),
+        "agents.teacher.curriculum.levels",
+        "curriculum:",
+        "leave nothing of its range 1-6",
+    ),
+    Bad(
+        "misspelled-trainer-arg",
+        (("agent: solver, every: 1}", "agent: solver, every: 1, args: {learning_rat: 1.0e-4}}"),),
+        "trainers.0.args.learning_rat",
+        "- {kind: socratic",
+        "did you mean 'learning_rate'",
+    ),
+    Bad(
+        "bad-trainer-arg-value",
+        (("agent: solver, every: 1}", "agent: solver, every: 1, args: {beta: -1}}"),),
+        "trainers.0.args.beta",
+        "- {kind: socratic",
+        "greater than 0",
+    ),
+    Bad(
+        "engine-option-the-engine-does-not-take",
+        (("    kind: replay\n", "    kind: transformers\n    options: {gpu_memory_utilization: 0.3}\n"),),
+        "engines.local.options.gpu_memory_utilization",
+        "options:",
+        "drop it",
+    ),
+    Bad(
+        "trainer-whose-data-the-society-does-not-make",
+        (
+            ("graph:\n", "  generator: {role: generator, engine: local, trainable: true}\ngraph:\n"),
+            (
+                "  - {source: teacher, target: solver, message: ProblemRefined, when: learning_zone}\n",
+                "  - {source: teacher, target: generator, message: Demonstration}\n"
+                "  - {source: generator, target: teacher, message: ProblemProposed}\n",
+            ),
+            ("trainers:\n", "trainers:\n  - {kind: socratic_generator_sft, agent: generator}\n"),
+        ),
+        "trainers.0",
+        "- {kind: socratic_generator_sft",
+        "no ProblemRefined edge",
+    ),
+    Bad(
+        "no-path-from-a-problem-source-to-the-trained-agent",
+        (
+            ("  - {source: teacher, target: solver, message: ProblemPosed}\n", ""),
+            ("  - {source: teacher, target: solver, message: ProblemRefined, when: learning_zone}\n", ""),
+        ),
+        "trainers.0.agent",
+        "- {kind: socratic",
+        "no path leads from a problem source",
+    ),
+    Bad(
+        "unused-engine",
+        (("engines:\n", "engines:\n  spare: {kind: replay}\n"),),
+        "engines.spare",
+        "spare:",
+        "used by no agent",
+    ),
+    Bad(
+        "trainable-agent-that-nothing-trains",
+        (("trainers:\n  - {kind: socratic_solver_dpo, agent: solver, every: 1}\n", "trainers: []\n"),),
+        "agents.solver.trainable",
+        "trainable: true",
+        "no trainer trains it",
+    ),
+    Bad(
+        "unknown-role",
+        (("    role: solver\n", "    role: solvr\n"),),
+        "agents.solver.role",
+        "role: solvr",
+        "did you mean 'solver'",
     ),
     Bad("bad-set-path", (), "schedule.roundz", "--set", "did you mean 'rounds'", ("schedule.roundz=3",)),
     Bad(
@@ -318,7 +413,8 @@ def test_reference_problems_are_all_reported_together() -> None:
     )
     with pytest.raises(ConfigError) as info:
         parse_config(text, "refs.yaml")
-    assert {i.path for i in info.value.issues} == {"agents.solver.engine", "graph.2.when"}
+    # The engine the solver no longer names is now unused, which is reported too.
+    assert {i.path for i in info.value.issues} == {"agents.solver.engine", "graph.2.when", "engines.local"}
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "socratic_zero.yaml"])
@@ -348,9 +444,13 @@ def test_demo_static_baseline_differs_from_demo_only_in_adaptation() -> None:
 
 
 def test_socratic_zero_teacher_switches_to_llm_with_one_override() -> None:
-    config = load_config(CONFIGS / "socratic_zero.yaml", ["agents.teacher.policy=llm"])
+    config = load_config(
+        CONFIGS / "socratic_zero.yaml", ["agents.teacher.policy=llm", "agents.teacher.engine=local"]
+    )
     assert config.agents["teacher"].policy == "llm"
     assert config.agents["teacher"].engine in config.engines
+    with pytest.raises(ConfigError, match="a teacher \\(llm\\) needs an `engine`"):
+        load_config(CONFIGS / "socratic_zero.yaml", ["agents.teacher.policy=llm"])
 
 
 def test_overrides_apply_before_validation() -> None:
@@ -359,7 +459,7 @@ def test_overrides_apply_before_validation() -> None:
         [
             "schedule.rounds=3",
             "engines.local.kind=openai",
-            "engines.local.options.base_url=http://gpu:8000/v1",
+            "engines.local.options={base_url: 'http://gpu:8000/v1'}",
             "trainers.0.every=2",
             "memory.url=postgresql://db/coevo",
             'agents.solver.sampling.stop=["\\n\\n"]',
@@ -377,7 +477,9 @@ def test_overrides_apply_before_validation() -> None:
 
 def test_override_can_replace_a_whole_list_and_fill_a_missing_section() -> None:
     text = BASE.replace("schedule: {rounds: 2, problems_per_round: 4, attempts_per_problem: 2}\n", "")
-    config = parse_config(text, "t.yaml", ["trainers=[]", "schedule.rounds=5"])
+    config = parse_config(
+        text, "t.yaml", ["trainers=[]", "agents.solver.trainable=false", "schedule.rounds=5"]
+    )
     assert config.trainers == []
     assert config.schedule.rounds == 5
 

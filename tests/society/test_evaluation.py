@@ -11,7 +11,7 @@ import pytest
 from coevo.engines.replay import ReplayEngine
 from coevo.memory.store import Store
 from coevo.society.checker import make_replay_engines
-from coevo.society.evaluation import PolicyError, evaluate_policy, format_comparison
+from coevo.society.evaluation import PolicyError, evaluate_policy
 from coevo.society.session import run_id_for, run_society
 from coevo.tasks.heldout import heldout_set
 from tests.society.replay_society import replay_config
@@ -54,34 +54,59 @@ def test_policies_resolve_and_results_are_stored(tmp_path: Path) -> None:
     assert [(e.policy, e.n, e.correct) for e in stored] == [("base", 12, 0), ("v1", 12, 12), ("v1", 12, 12)]
 
 
-def test_comparison_table() -> None:
+def test_demo_table_reports_gains_over_base_and_few_shot_with_spread() -> None:
+    from coevo.society.demo import DemoResult, SeedResult, format_result
     from coevo.tasks.evaluate import EvalReport
 
-    before = EvalReport(n=10, correct=1, accuracy=0.1, ci_low=0.02, ci_high=0.4, per_skill={"a": (10, 0.1)})
-    after = EvalReport(n=10, correct=5, accuracy=0.5, ci_low=0.2, ci_high=0.8, per_skill={"a": (10, 0.5)})
-    table = format_comparison(("base", before), ("v2", after))
-    assert "+40.0p" in table and "all (10 problems)" in table
+    def report(acc: float) -> EvalReport:
+        return EvalReport(
+            n=10, correct=int(acc * 10), accuracy=acc, ci_low=0.0, ci_high=1.0, per_skill={"a": (10, acc)}
+        )
 
-
-def test_compare_measures_the_run_s_skills_and_levels_on_a_given_engine(tmp_path: Path) -> None:
-    from coevo.society.evaluation import compare
-
-    config = replay_config(
-        ["schedule.rounds=1", "agents.teacher.curriculum.levels={digits: [1, 2], steps: [1, 1]}"]
+    result = DemoResult(
+        base=report(0.1),
+        fewshot=report(0.2),
+        seeds=[SeedResult(0, report(0.5), report(0.3)), SeedResult(1, report(0.3), report(0.3))],
     )
-    run_dir = tmp_path / "run"
-    asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
-    questions: list[str] = []
+    table = format_result(result)
+    assert "trained (2 seeds)" in table and "all (10 problems)" in table
+    assert " 40.0% ± 14.1" in table  # trained accuracy over the two seeds
+    assert "+30.0p" in table.replace(" ", "") or "30.0p" in table  # mean gain over base
+    assert "gain over base: mean +30.0p, worst +20.0p" in table
+    assert "adaptive - static:" in table
+
+
+def test_demo_runs_seeds_and_baselines_on_one_engine(tmp_path: Path) -> None:
+    from coevo.society.demo import DEMO_CONFIG, STATIC_CONFIG, run_demo
+    from coevo.society.loading import load_config
+
+    replay = [
+        "engines.local.kind=replay",
+        "engines.local.options={}",
+        "trainers=[]",
+        "agents.solver.trainable=false",
+        "agents.solver.lora=null",
+        "schedule.rounds=1",
+        "schedule.problems_per_round=4",
+    ]
+    config, static = load_config(DEMO_CONFIG, replay), load_config(STATIC_CONFIG, replay)
+    prompts: list[int] = []
 
     def answer(m: list[dict[str, str]], p: object, adapter: str | None, i: int, s: object) -> str:
-        questions.append(m[-1]["content"])
+        prompts.append(len(m))
         return "The answer is -1"
 
     engine = ReplayEngine(answer)
-    table = asyncio.run(compare(run_dir, "solver", limit=30, engine=engine))
-    assert "all (30 problems)" in table and "add_carry" in table and "sub_borrow" not in table
-    expected = heldout_set(
-        30, skills=["add_no_carry", "add_carry", "sub_no_borrow"], levels={"digits": (1, 2), "steps": (1, 1)}
+    result = asyncio.run(
+        run_demo(config, static, [3, 4], tmp_path, eval_limit=20, fewshot=2, gsm8k=0, engine=engine)
     )
-    assert sorted(questions) == sorted([p.question for p in expected] * 2)  # base, then latest (= base here)
+    assert [r.seed for r in result.seeds] == [3, 4] and all(r.static is not None for r in result.seeds)
+    assert result.base.n == 20 and result.fewshot is not None and result.fewshot.n == 20
+    assert 2 + 2 * 2 in prompts  # the few-shot prompt: system, two worked examples, the question
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "demo-seed3",
+        "demo-seed4",
+        "demo-static-seed3",
+        "demo-static-seed4",
+    ]
     assert not engine.closed

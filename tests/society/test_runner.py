@@ -12,7 +12,8 @@ from coevo.cli import main
 from coevo.memory.store import Store
 from coevo.society.bus import EventBus
 from coevo.society.checker import check_society, make_replay_engines
-from coevo.society.config import load_config
+from coevo.society.graph import live_flows
+from coevo.society.loading import load_config
 from coevo.society.session import RunDirError, run_id_for, run_society
 from tests.society.replay_society import replay_config
 
@@ -57,12 +58,23 @@ def test_unparseable_outputs_are_recorded_failures(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_transcript() -> None:
-    assert asyncio.run(check_society(replay_config(), rounds=2)) > 0
+    transcript = asyncio.run(check_society(replay_config(), rounds=2))
+    assert sum(e["type"] == "SolutionSubmitted" for e in transcript) == 2 * 6 * 4
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_example_configs_are_deterministic(path: Path) -> None:
-    assert asyncio.run(check_society(load_config(path), rounds=2)) > 0
+    config = load_config(path)
+    transcript = asyncio.run(check_society(config, rounds=2))
+    # Not merely "not empty": both rounds ran all their episodes, and every edge that can carry a
+    # message carried one (a society that posed nothing, or a role that never acted, fails here).
+    rounds = [e for e in transcript if e["type"] == "RoundStarted"]
+    assert [(e["round"], e["episodes"]) for e in rounds] == [
+        (r, config.schedule.problems_per_round) for r in (0, 1)
+    ]
+    carried = {(e["sender"], recipient, e["type"]) for e in transcript for recipient in e["recipients"]}
+    edges = {(e.source, e.target, e.message) for i, e in enumerate(config.graph) if i in live_flows(config)}
+    assert edges <= carried, f"edges that never carried a message: {edges - carried}"
 
 
 def test_run_refuses_an_existing_run_dir(tmp_path: Path) -> None:

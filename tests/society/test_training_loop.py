@@ -6,11 +6,15 @@ run serves its latest adapter again."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
+
+import pytest
 
 from coevo.engines.replay import ReplayEngine
 from coevo.memory.store import Store
 from coevo.society.checker import replay_responder
+from coevo.society.errors import TrainingFailedError
 from coevo.society.session import load_snapshot, run_id_for, run_society
 from tests.society.replay_society import replay_config
 
@@ -42,6 +46,11 @@ def test_adapter_trained_loaded_and_served(tiny_model: str, tmp_path: Path) -> N
     assert {a.policy_version for a in store.attempts(run_id, rounds=[1])} == {"v1"}
     types = [e.type for e in store.events(run_id)]
     assert types.count("TrainingFinished") == 2 and types.count("AdapterLoaded") == 2
+    # A live step counter: one committed TrainingStep per optimizer step, before its TrainingFinished.
+    steps = [e for e in store.events(run_id) if e.type == "TrainingStep"]
+    assert [(e.round, e.step, e.max_steps) for e in steps] == [(0, 1, 2), (0, 2, 2), (1, 1, 2), (1, 2, 2)]  # type: ignore[union-attr]
+    assert all("loss" in e.metrics for e in steps)  # type: ignore[union-attr]
+    assert types.index("TrainingStep") < types.index("TrainingFinished")
 
     # Resume with one more round: the latest adapter is served again, then v3 is trained.
     more = load_snapshot(run_dir, ["schedule.rounds=3"])
@@ -51,8 +60,41 @@ def test_adapter_trained_loaded_and_served(tiny_model: str, tmp_path: Path) -> N
     assert {a.policy_version for a in store.attempts(run_id, rounds=[2])} == {"v2"}
 
 
-def test_failed_training_keeps_previous_policy(tiny_model: str, tmp_path: Path) -> None:
-    config = replay_config(_config(tiny_model, 2, "{learning_rate: -1.0}"))
+def _failing_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coevo.trainers import registry
+
+    def boom(*args: object) -> object:
+        raise RuntimeError("out of memory")
+
+    kind = registry.TRAINERS["socratic_solver_dpo"]
+    monkeypatch.setitem(registry.TRAINERS, "socratic_solver_dpo", dataclasses.replace(kind, train=boom))
+
+
+def test_a_failed_training_stops_the_run_by_default(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_trainer(monkeypatch)
+    config = replay_config(_config(tiny_model, 3, ARGS))
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingFailedError, match=r"out of memory.*on_training_error: continue"):
+        asyncio.run(
+            run_society(config, run_dir, resume=False, engines={"local": ReplayEngine(replay_responder)})
+        )
+    store = Store.for_run_dir(run_dir)
+    run_id = run_id_for(run_dir)
+    assert store.get_run(run_id).status == "failed"  # type: ignore[union-attr]
+    assert store.last_committed_round(run_id) == 0  # stopped right after the failed training
+    [failed] = store.training_runs(run_id, "solver")
+    assert not failed.ok and "out of memory" in (failed.error or "")
+    types = [e.type for e in store.events(run_id)]
+    assert types.count("TrainingStarted") == 1 and types.count("TrainingFinished") == 1
+
+
+def test_failed_training_keeps_previous_policy_when_told_to_continue(
+    tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _failing_trainer(monkeypatch)
+    config = replay_config([*_config(tiny_model, 2, ARGS), "on_training_error=continue"])
     engine = ReplayEngine(replay_responder)
     run_dir = tmp_path / "run"
     asyncio.run(run_society(config, run_dir, resume=False, engines={"local": engine}))
@@ -60,10 +102,28 @@ def test_failed_training_keeps_previous_policy(tiny_model: str, tmp_path: Path) 
     run_id = run_id_for(run_dir)
     runs = store.training_runs(run_id, "solver")
     assert len(runs) == 2 and not any(t.ok for t in runs)
-    assert runs[0].error and "learning_rate" in runs[0].error
+    assert runs[0].error and "out of memory" in runs[0].error
     assert store.policy_versions(run_id, "solver") == []
     assert set(engine.served_adapters) == {None}
     assert store.get_run(run_id).status == "finished"  # type: ignore[union-attr]
+
+
+def test_an_engine_that_ignores_the_new_adapter_stops_the_run(tiny_model: str, tmp_path: Path) -> None:
+    from coevo.society.errors import PolicyNotServedError
+
+    class DeafEngine(ReplayEngine):
+        """Loads adapters, then keeps answering as the base model."""
+
+        async def generate(self, requests):  # type: ignore[no-untyped-def]
+            return await super().generate([dataclasses.replace(r, adapter=None) for r in requests])
+
+    config = replay_config(_config(tiny_model, 2, ARGS))
+    with pytest.raises(PolicyNotServedError, match="not serving the new adapter"):
+        asyncio.run(
+            run_society(
+                config, tmp_path / "run", resume=False, engines={"local": DeafEngine(replay_responder)}
+            )
+        )
 
 
 def test_stat_rows_stay_inside_the_run_s_curriculum_levels(tmp_path: Path) -> None:
@@ -71,7 +131,7 @@ def test_stat_rows_stay_inside_the_run_s_curriculum_levels(tmp_path: Path) -> No
     import re
 
     from coevo.society.checker import make_replay_engines
-    from coevo.society.training import _stat_sft_rows
+    from coevo.trainers.datasets import RowRequest, stat_sft_rows
     from coevo.trainers.stat_sft_config import StatSFTConfig
 
     levels = "{digits: [1, 1], steps: [1, 1], distractors: [0, 0]}"
@@ -79,9 +139,11 @@ def test_stat_rows_stay_inside_the_run_s_curriculum_levels(tmp_path: Path) -> No
     run_dir = tmp_path / "run"
     asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
     settings = StatSFTConfig(select_per_skill=2, synth_per_skill=3)
-    rows = _stat_sft_rows(
-        Store.for_run_dir(run_dir), run_id_for(run_dir), "solver", range(1), settings, random.Random(0)
+    _, bounds = config.curriculum_space()
+    request = RowRequest(
+        Store.for_run_dir(run_dir), run_id_for(run_dir), "solver", range(1), random.Random(0), bounds
     )
+    rows = stat_sft_rows(request, settings)
     questions = [row["prompt"][-1]["content"] for row in rows]
     assert len(questions) > 3
     # Selected and synthesized problems alike: single-digit operands, one operation.

@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from coevo.trainers.records import AttemptRec, DemoRec, ProblemRec, solution_text, with_replay
+from coevo.tasks.prompts import solution_text
+from coevo.trainers.records import AttemptRec, DemoRec, ProblemRec, with_replay
 from coevo.trainers.socratic_generator_sft_trainer import build_generator_sft, generator_weight
 from coevo.trainers.socratic_solver_dpo_trainer import build_dpo_pairs
 from coevo.trainers.stat_sft_trainer import build_sft_rows, select_by_missing_skills, synthesize_for_skills

@@ -1,5 +1,6 @@
 """Each trainer runs two real TRL steps on a tiny model, changes the LoRA weights, and saves an
-adapter that PEFT loads; the generator's weights reach the loss."""
+adapter that PEFT loads; the generator's weights reach the loss; a bf16 frozen base leaves the
+adapter, the gradients and the logits in fp32."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from coevo.trainers.common import TrainingError
+from coevo.trainers.common import TrainingError, bf16_frozen_projections
 from coevo.trainers.records import AttemptRec, DemoRec, ProblemRec
+from coevo.trainers.sft_trainer import train_sft
 from coevo.trainers.socratic_generator_sft_config import GeneratorSFTConfig
 from coevo.trainers.socratic_generator_sft_trainer import build_generator_sft, train_generator_sft
 from coevo.trainers.socratic_solver_dpo_config import SolverDPOConfig
 from coevo.trainers.socratic_solver_dpo_trainer import build_dpo_pairs, train_solver_dpo
 from coevo.trainers.stat_sft_config import StatSFTConfig
-from coevo.trainers.stat_sft_trainer import build_sft_rows, train_sft
+from coevo.trainers.stat_sft_trainer import build_sft_rows
 
 FAST = {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 128, "lora_r": 4, "lora_alpha": 8}
 
@@ -62,6 +64,7 @@ def test_dpo_trains_fresh_then_continues_adapter(tiny_model: str, tmp_path: Path
     assert {"loss", "train_runtime"} <= first.metrics.keys()
     v1 = adapter_weights(first.adapter_path)
     assert any(bool(t.abs().sum() > 0) for k, t in v1.items() if "lora_B" in k)  # B starts at zero
+    assert {str(t.dtype) for t in v1.values()} == {"torch.float32"}  # the base trained in bf16
 
     second = train_solver_dpo(config, dpo_pairs(), tiny_model, first.adapter_path, tmp_path / "v2")
     v2 = adapter_weights(second.adapter_path)
@@ -73,6 +76,31 @@ def test_dpo_trains_fresh_then_continues_adapter(tiny_model: str, tmp_path: Path
         "adapter_model.safetensors",
     ]
     assert_loads_with_peft(tiny_model, second.adapter_path)
+
+
+def test_bf16_base_keeps_everything_else_fp32(tiny_model: str) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    bf16_frozen_projections(model)
+    layer = model.get_decoder().layers[0]
+    assert layer.self_attn.q_proj.weight.dtype == layer.mlp.down_proj.weight.dtype == torch.bfloat16
+    assert layer.input_layernorm.weight.dtype == model.lm_head.weight.dtype == torch.float32
+
+    ids = torch.tensor([[1, 5, 9, 14, 2, 7]])
+    logits = model(input_ids=ids).logits
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, reference(input_ids=ids).logits, rtol=0.02, atol=0.02)
+
+    # PEFT keeps the adapter fp32 beside a bf16 layer, and its output reaches the fp32 result.
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "down_proj"]))
+    lora = {n: p for n, p in peft_model.named_parameters() if "lora_" in n}
+    assert lora and all(p.dtype == torch.float32 and p.requires_grad for p in lora.values())
+    peft_model(input_ids=ids).logits.sum().backward()
+    assert all(p.grad is not None for n, p in lora.items() if "lora_B" in n)
 
 
 @pytest.mark.slow

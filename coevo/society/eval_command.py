@@ -1,6 +1,7 @@
 """`coevo eval`: evaluate a model, or a run's policy (`--run`), on a dataset and print accuracy
 with a 95% interval and a per-skill table (JSON with --json). A run's evaluation is stored in
-its memory."""
+its memory. It lives with the society because it knows runs (config snapshot, policies, memory);
+the task layer only grades."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from coevo.engines.base import EngineError, SamplingParams
+from coevo.memory.errors import StoreError
 from coevo.tasks.evaluate import EvalReport, evaluate, format_report
 from coevo.tasks.loaders import DatasetError, load_dataset_spec
 from coevo.tasks.skills import check_levels
@@ -35,7 +37,7 @@ def parse_levels(text: str) -> dict[str, tuple[int, int]]:
 def eval_command(args: argparse.Namespace) -> int:
     try:
         title, report = asyncio.run(_evaluate(args))
-    except (EngineError, DatasetError, ValueError) as exc:
+    except (EngineError, DatasetError, ValueError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -52,7 +54,6 @@ async def _evaluate(args: argparse.Namespace) -> tuple[str, EvalReport]:
     levels = parse_levels(args.levels) if args.levels else None
     where = f"{args.dataset} ({args.split})"
     if args.run is not None:
-        # The society layer knows runs (config snapshot, policies, memory); tasks only grades.
         from coevo.society.evaluation import evaluate_policy, run_engine
         from coevo.society.session import load_snapshot
 
