@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", _check, "Validate a society config and its role graph without running it.")
     p.add_argument("config", help="YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--determinism",
+        action="store_true",
+        help="also run it twice with its seed on the replay engine (no model) and compare the transcripts",
+    )
+    p.add_argument("--rounds", type=int, default=2, help="rounds of each --determinism run (default 2)")
 
     p = add(
         "roles",

@@ -1,12 +1,16 @@
-"""`coevo check CONFIG [--set k=v ...]`: validate a society config and its role graph without running it.
+"""`coevo check CONFIG [--set k=v ...] [--determinism]`: validate a society config and its role
+graph without running it.
 
 Prints the graph and a summary and exits 0, or prints every problem as `file:line: field: message`
-and exits 2.
+and exits 2. With `--determinism`, also runs the society twice with its seed on the replay engine
+(`coevo.society.checker.check_society`, no model needed) and exits 1 if the two transcripts differ:
+the society's own logic (what is posed, routed, graded, refined) must depend on the seed alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 from coevo.society.config import SocietyConfig
@@ -45,6 +49,18 @@ def check_command(args: argparse.Namespace) -> int:
     print(describe_graph(config))
     print(summarize(config))
     print(f"{args.config}: ok")
+    if getattr(args, "determinism", False):
+        from coevo.society.checker import NondeterminismError, check_society
+
+        try:
+            events = asyncio.run(check_society(config, rounds=args.rounds))
+        except NondeterminismError as exc:
+            print(f"{args.config}: not deterministic: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"{args.config}: deterministic (two seeded runs on the replay engine, "
+            f"{len(events)} identical events)"
+        )
     return 0
 
 

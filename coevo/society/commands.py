@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from coevo.society.bus import EventBus
     from coevo.society.config import SocietyConfig
     from coevo.society.session import RunOutcome
+    from coevo.tasks.problem import Problem
 
 # A front end that shows a run as it goes (the TUI: the command line hands it in, the society never
 # imports it). Called with the config, the run directory and the function that runs the society on
@@ -168,7 +169,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from coevo.society.errors import RunError
     from coevo.society.loading import load_config
     from coevo.society.session import RunDirError
-    from coevo.tasks.loaders import DatasetError
+    from coevo.tasks.loaders import DatasetError, load_dataset_spec
 
     try:
         config = load_config(DEMO_CONFIG, list(args.overrides))
@@ -182,7 +183,9 @@ def demo_command(args: argparse.Namespace) -> int:
     seeds = [config.seed + i for i in range(args.seeds)]
     run_root = Path(args.run_dir) if args.run_dir else Path("runs")
     try:
-        table = asyncio.run(_demo(config, static, seeds, run_root, args))
+        # Before any engine starts: a missing dataset is an error in seconds, not after the baselines.
+        gsm8k = load_dataset_spec("gsm8k", "test", args.gsm8k) if args.gsm8k else []
+        table = asyncio.run(_demo(config, static, seeds, run_root, gsm8k, args))
     except (EngineError, RunDirError, DatasetError) as exc:
         print(f"coevo demo: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -199,6 +202,7 @@ async def _demo(
     static: SocietyConfig | None,
     seeds: list[int],
     run_root: Path,
+    gsm8k: list[Problem],
     args: argparse.Namespace,
 ) -> str:
     from coevo.society.demo import format_result, run_demo
@@ -214,7 +218,7 @@ async def _demo(
             run_root,
             eval_limit=args.eval_limit,
             fewshot=args.fewshot,
-            gsm8k=args.gsm8k,
+            gsm8k=gsm8k,
             engine=engine,
         )
     finally:

@@ -88,7 +88,7 @@ async def run_demo(
     *,
     eval_limit: int,
     fewshot: int,
-    gsm8k: int,
+    gsm8k: Sequence[Problem],
     engine: Engine,
 ) -> DemoResult:
     from coevo.society.evaluation import evaluate_policy
@@ -107,7 +107,7 @@ async def run_demo(
     if fewshot > 0:
         prompt = fewshot_prompt(fewshot_examples(config, fewshot))
         shots = await evaluate(engine, heldout, params=greedy, prompt=prompt)  # type: ignore[arg-type]
-    gsm8k_problems = load_dataset_spec("gsm8k", "test", gsm8k) if gsm8k else []
+    gsm8k_problems = list(gsm8k)
     long = SamplingParams(temperature=0.0, max_tokens=GSM8K_MAX_TOKENS)
     result = DemoResult(base=base, fewshot=shots)
     if gsm8k_problems:

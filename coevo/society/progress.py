@@ -83,7 +83,8 @@ class RunProgress:
             )
         elif isinstance(event, TrainingStarted):
             self.console.log(f"training {event.agent} with {event.trainer} on {event.examples} examples...")
-            self.training[event.agent] = self.progress.add_task(f"training {event.agent}", total=None, info="")
+            task = self.progress.add_task(f"training {event.agent}", total=None, info="")
+            self.training[event.agent] = task
         elif isinstance(event, TrainingStep) and event.agent in self.training:
             loss = event.metrics.get("loss")
             self.progress.update(
@@ -92,6 +93,16 @@ class RunProgress:
                 completed=event.step,
                 info="" if loss is None else f"loss {loss:.4g}",
             )
+            # Without a terminal the bar is never drawn: a log line every fifth of the way instead.
+            if not self.console.is_terminal and event.step % max(1, event.max_steps // 5) == 0:
+                eta = next(
+                    t for t in self.progress.tasks if t.id == self.training[event.agent]
+                ).time_remaining
+                self.console.log(
+                    f"training {event.agent}: step {event.step}/{event.max_steps}"
+                    + ("" if loss is None else f", loss {loss:.4g}")
+                    + ("" if eta is None else f", ETA {eta:.0f} s")
+                )
         elif isinstance(event, TrainingFinished):
             task = self.training.pop(event.agent, None)
             if task is not None:

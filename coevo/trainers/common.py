@@ -92,9 +92,15 @@ def load_policy(
 
     Loaded from disk each time: a fresh copy per training, and loading takes well under a second
     (measured 0.1-0.3 s for SmolLM2-135M), so caching the base model between trainings saves nothing."""
+    import datasets
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # Their per-call progress bars (loading weights, tokenizing, writing shards) would only cut
+    # through the caller's own progress display; a training reports its steps (reporting_steps).
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     if not Path(base_model).exists():
         raise TrainingError(f"base model folder not found: {base_model} (resolve builtin: names first)")
     tokenizer = AutoTokenizer.from_pretrained(base_model)

@@ -70,6 +70,21 @@ Model output is shown as plain text: markup and control characters appear as wri
 """
 
 
+def _replies_expected(config: SocietyConfig | None) -> dict[str, frozenset[str]]:
+    """Per agent, the message types its role answers (the role registry's `needs_reply`); an
+    agent whose role is not registered here (a plugin this process has not loaded) is left out."""
+    from coevo.agents.catalog import role_spec
+    from coevo.agents.registry import RoleRegistryError
+
+    expected: dict[str, frozenset[str]] = {}
+    for name, agent in (config.agents if config else {}).items():
+        try:
+            expected[name] = role_spec(agent.role, agent.policy).needs_reply
+        except RoleRegistryError:
+            continue
+    return expected
+
+
 class LiveRun(Protocol):
     """A run going on in this process (coevo run with the TUI)."""
 
@@ -171,6 +186,7 @@ class CoevoApp(App[None]):
         assert run is not None  # open_target picked an existing run
         self.run_name = run.name
         self.config: SocietyConfig | None = _config(run.config_json)
+        self.model.replies_expected = _replies_expected(self.config)
         self.agents: list[AgentRecord] = target.store.agents(target.run_id)
         self.status = liveness(run)
         self.committed: Committed | None = None
@@ -317,6 +333,15 @@ class CoevoApp(App[None]):
         # panel straight back (a pane with focus inside is the active one).
         self.set_focus(None)
         self.query_one(TabbedContent).active = panel
+        self.call_after_refresh(self._focus_list, panel)
+
+    def _focus_list(self, panel: str) -> None:
+        """Give the panel's list (its table, or the message stream) the focus, so that the arrow
+        keys move through it at once — never a filter field, which would swallow the panel keys."""
+        for widget in self.query_one(f"#{panel}-panel").query("DataTable, StreamView"):
+            if widget.focusable:
+                widget.focus()
+                return
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

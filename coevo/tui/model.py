@@ -128,6 +128,10 @@ class RunModel:
         # The last step of each training under way (the live step counter).
         self.training_step: dict[str, TrainingStep] = {}
         self.adapters: dict[str, AdapterLoaded] = {}
+        # Requests in flight: per agent, the ids of messages delivered to it that it has not yet
+        # answered (only the types its role answers: `replies_expected`, from the role registry).
+        self.replies_expected: dict[str, frozenset[str]] = {}
+        self.waiting: dict[str, set[str]] = {}
         self.evals: list[EvalFinished] = []
         self.finished: RunFinished | None = None
         self.grades: OrderedDict[AttemptKey, AttemptGraded] = OrderedDict()
@@ -160,6 +164,10 @@ class RunModel:
                 self.received[target] += 1
             if not event.recipients:
                 self.unsent[(event.sender, event.type)] += 1
+            self.waiting.get(event.sender, set()).difference_update(event.in_reply_to)
+            for target in event.recipients:
+                if event.type in self.replies_expected.get(target, frozenset()):
+                    self.waiting.setdefault(target, set()).add(event.id)
             self.active = (event.sender, event.recipients[0] if event.recipients else "", event.type)
             if event.policy_version:
                 self.policies[event.sender] = event.policy_version
@@ -184,6 +192,7 @@ class RunModel:
                 stats = self._round(event.round)
                 stats.finished = event
                 stats.zones = stats.zone_sizes()
+                self.waiting.clear()  # a round ends with every message handled
                 stats.problems = {}
             case TrainingStarted():
                 self.training_now[event.agent] = event

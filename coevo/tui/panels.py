@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Protocol, cast
 
 from rich.console import Group, RenderableType
@@ -46,6 +48,17 @@ class RunView(Protocol):
     profiles: dict[str, dict[int, list[SkillProfileRecord]]]
 
     def agent_names(self) -> list[str]: ...
+
+
+@contextmanager
+def keeping_cursor(table: DataTable[Text]) -> Iterator[None]:
+    """Empty a table for refilling, then put the cursor back on the row it was on (by key): a
+    live run redraws its tables every time events arrive, and the selection must not jump."""
+    key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key if table.row_count else None
+    table.clear()
+    yield
+    if key is not None and key in table.rows:
+        table.move_cursor(row=table.get_row_index(key), animate=False)
 
 
 class RunPanel(Vertical):
@@ -350,7 +363,12 @@ class CurriculumPanel(RunPanel):
         )
         self.query_one("#curriculum-summary", Static).update(summary)
         table = self.query_one("#problems", DataTable)
-        table.clear()
+        with keeping_cursor(table):
+            self._fill(table, latest)
+
+    def _fill(self, table: DataTable[Text], latest: dict[str, CurriculumHistory]) -> None:
+        committed = self.run_app.committed
+        assert committed is not None
         rows = []
         for problem in committed.problems:
             row = latest.get(problem.problem_id)
@@ -457,10 +475,13 @@ class TrainingPanel(RunPanel):
             table.add_column(column, key=column)
 
     def show(self) -> None:
-        app = self.run_app
-        committed = app.committed
         table = self.query_one("#trainings", DataTable)
-        table.clear()
+        with keeping_cursor(table):
+            self._fill(table)
+        self.query_one("#engines", Static).update(self._engines())
+
+    def _fill(self, table: DataTable[Text]) -> None:
+        committed = self.run_app.committed
         for run in committed.trainings if committed else []:
             metrics = run.metrics_json
             loss = metrics.get("train_loss", metrics.get("loss"))
@@ -478,14 +499,18 @@ class TrainingPanel(RunPanel):
                 _figure(metrics.get("train_runtime"), "s"),
             )
             table.add_row(*(Text(inert(c), style="" if run.ok else "red") for c in cells), key=str(run.id))
-        self.query_one("#engines", Static).update(self._engines())
 
     def _engines(self) -> RenderableType:
         """Each engine, the agents it serves and the policy each is on, and training under way."""
         app = self.run_app
         config, model = app.config, app.model
-        table = Table(title="engines", title_justify="left", box=None, padding=(0, 1))
-        for column in ("engine", "kind", "model", "agent", "serving", "status"):
+        finished = [stats.finished for _, stats in sorted(model.rounds.items()) if stats.finished]
+        title = "engines"
+        if finished:
+            last = finished[-1]
+            title += f" · round {last.round}: {last.tokens / max(last.seconds, 1e-9):,.0f} tokens/s"
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 1))
+        for column in ("engine", "kind", "model", "agent", "serving", "in flight", "status"):
             table.add_column(column)
         for name, engine in config.engines.items() if config else []:
             for agent, spec in config.agents.items() if config else []:
@@ -500,7 +525,9 @@ class TrainingPanel(RunPanel):
                 if loaded is not None:
                     status += f", adapter {loaded.version} loaded"
                 serving = model.policies.get(agent, "base")
-                table.add_row(*(inert(c) for c in (name, engine.kind, engine.model, agent, serving, status)))
+                in_flight = str(len(model.waiting.get(agent, ())))
+                cells = (name, engine.kind, engine.model, agent, serving, in_flight, status)
+                table.add_row(*(inert(c) for c in cells))
         return table
 
     @on(DataTable.RowHighlighted, "#trainings")

@@ -98,7 +98,7 @@ def test_demo_runs_seeds_and_baselines_on_one_engine(tmp_path: Path) -> None:
 
     engine = ReplayEngine(answer)
     result = asyncio.run(
-        run_demo(config, static, [3, 4], tmp_path, eval_limit=20, fewshot=2, gsm8k=0, engine=engine)
+        run_demo(config, static, [3, 4], tmp_path, eval_limit=20, fewshot=2, gsm8k=[], engine=engine)
     )
     assert [r.seed for r in result.seeds] == [3, 4] and all(r.static is not None for r in result.seeds)
     assert result.base.n == 20 and result.fewshot is not None and result.fewshot.n == 20

@@ -77,6 +77,12 @@ def test_example_configs_are_deterministic(path: Path) -> None:
     assert edges <= carried, f"edges that never carried a message: {edges - carried}"
 
 
+def test_check_determinism_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = next(p for p in CONFIGS if p.name == "demo.yaml")
+    assert main(["check", str(demo), "--determinism", "--rounds", "1"]) == 0
+    assert "deterministic (two seeded runs on the replay engine" in capsys.readouterr().out
+
+
 def test_run_refuses_an_existing_run_dir(tmp_path: Path) -> None:
     config = replay_config(["schedule.rounds=1"])
     asyncio.run(run_society(config, tmp_path / "run", resume=False, engines=make_replay_engines(config)))

@@ -111,11 +111,31 @@ def test_a_training_under_way_shows_its_last_step() -> None:
     model = RunModel()
     started = TrainingStarted(trainer="sft", agent="solver", examples=8)
     step = TrainingStep(trainer="sft", agent="solver", step=3, max_steps=8, metrics={"loss": 0.5})
-    model.ingest([JournalEntry(row_id=i + 1, provisional=True, event=e) for i, e in enumerate([started, step])])
+    model.ingest(
+        [JournalEntry(row_id=i + 1, provisional=True, event=e) for i, e in enumerate((started, step))]
+    )
     assert model.training_now["solver"] is started and model.training_step["solver"] is step
     finished = TrainingFinished(trainer="sft", agent="solver", ok=True, new_version="v1")
     model.ingest([JournalEntry(row_id=3, provisional=True, event=finished)])
     assert not model.training_now and not model.training_step
+
+
+def test_requests_in_flight_are_messages_an_agent_has_not_answered_yet() -> None:
+    model = RunModel()
+    model.replies_expected = {"solver": frozenset({"ProblemPosed"})}
+    posed = ProblemPosed(problem_id="p", question="1+1?", sender="teacher", recipients=["solver"], id="e1")
+    model.ingest([JournalEntry(row_id=1, provisional=True, event=posed)])
+    assert model.waiting["solver"] == {"e1"}
+    answer = SolutionSubmitted(
+        problem_id="p",
+        attempt_index=0,
+        response="2",
+        sender="solver",
+        recipients=["teacher"],
+        in_reply_to=["e1"],
+    )
+    model.ingest([JournalEntry(row_id=2, provisional=True, event=answer)])
+    assert model.waiting["solver"] == set() and "teacher" not in model.waiting  # teacher answers nothing here
 
 
 def test_the_model_adds_up_a_run(fixed_run: Path) -> None:

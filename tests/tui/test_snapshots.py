@@ -57,12 +57,31 @@ SCREENS: list[tuple[str, list[str], Callable[[CoevoApp], bool]]] = [
 ]
 
 
+async def _settled(pilot: Pilot[None]) -> None:
+    """Wait until the screen has stopped changing (the same text on three looks in a row)."""
+    assert isinstance(pilot.app, CoevoApp)
+    seen: list[str] = []
+    for _ in range(200):
+        await pilot.pause()
+        seen.append(_text(pilot.app))
+        if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+            return
+        await asyncio.sleep(0.05)
+
+
 def _driver(keys: list[str], ready: Callable[[CoevoApp], bool]) -> Callable[[Pilot[None]], object]:
     async def run_before(pilot: Pilot[None]) -> None:
         app = pilot.app
         assert isinstance(app, CoevoApp)
         await app.loaded.wait()
-        await pilot.press(*keys)
+        # The panel's key first; the moves only once the panel has drawn its tables (a table
+        # filled after a move resets its cursor, and how soon it fills depends on the machine).
+        panel_key, *moves = keys or [""]
+        if panel_key:
+            await pilot.press(panel_key)
+        await _settled(pilot)
+        if moves:
+            await pilot.press(*moves)
         for _ in range(200):
             await pilot.pause()
             if ready(app):
