@@ -83,8 +83,8 @@ class RunProgress:
             )
         elif isinstance(event, TrainingStarted):
             self.console.log(f"training {event.agent} with {event.trainer} on {event.examples} examples...")
-            task = self.progress.add_task(f"training {event.agent}", total=None, info="")
-            self.training[event.agent] = task
+            bar_id = self.progress.add_task(f"training {event.agent}", total=None, info="")
+            self.training[event.agent] = bar_id
         elif isinstance(event, TrainingStep) and event.agent in self.training:
             loss = event.metrics.get("loss")
             self.progress.update(
@@ -104,9 +104,8 @@ class RunProgress:
                     + ("" if eta is None else f", ETA {eta:.0f} s")
                 )
         elif isinstance(event, TrainingFinished):
-            task = self.training.pop(event.agent, None)
-            if task is not None:
-                self.progress.remove_task(task)
+            if event.agent in self.training:
+                self.progress.remove_task(self.training.pop(event.agent))
             if event.ok:
                 metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(event.metrics.items()))
                 self.console.log(f"trained {event.agent} → {event.new_version} ({metrics})")

@@ -194,6 +194,10 @@ class TrainingService:
                     )
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+        # The step events the training thread handed over are journaled before the training is
+        # committed, so that its commit confirms them (a step left behind would stay provisional).
+        await asyncio.sleep(0)
+        await self.journal.flush()
         record = {
             "agent": trainer.agent,
             "trainer": trainer.kind,

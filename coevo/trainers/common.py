@@ -197,7 +197,7 @@ def reporting_steps(report: StepReport) -> Iterator[None]:
 def _step_callback(report: StepReport) -> Any:
     from transformers import TrainerCallback
 
-    class StepCallback(TrainerCallback):  # type: ignore[misc]
+    class StepCallback(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if logs is None or "train_runtime" in logs:  # the end-of-training summary, not a step
                 return

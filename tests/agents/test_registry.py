@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coevo.agents import catalog
-from coevo.agents.registry import RoleRegistryError, register_role
+from coevo.agents.registry import _REGISTRY, RoleRegistryError, register_role
 from coevo.agents.role import Role
 from coevo.memory.store import Store
 from coevo.society.checker import make_replay_engines
@@ -61,6 +62,17 @@ graph:
   - {{source: guesser, target: teacher, message: SolutionSubmitted}}
 schedule: {{rounds: 1, problems_per_round: 3}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _registry_as_it_was() -> Iterator[None]:
+    """The roles these tests register leave with them (the registry is process-wide, and the
+    README's generated tables, checked in tests/society/test_docs.py, list every registered role)."""
+    catalog.role_names()  # the built-in roles and entry points, loaded before the snapshot
+    before = {name: dict(variants) for name, variants in _REGISTRY.items()}
+    yield
+    _REGISTRY.clear()
+    _REGISTRY.update(before)
 
 
 def test_a_role_from_a_plugin_file_named_in_the_config_runs(tmp_path: Path) -> None:

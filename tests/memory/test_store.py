@@ -151,6 +151,14 @@ def _one_of_each_event() -> list[ev.EventBase]:
             **common, attempts=8, correct=3, accuracy=0.375, per_skill={"add": 0.5}, tokens=99, seconds=1.5
         ),
         ev.TrainingStarted(**common, trainer="socratic_solver_dpo", agent="solver", examples=32),
+        ev.TrainingStep(
+            **common,
+            trainer="socratic_solver_dpo",
+            agent="solver",
+            step=3,
+            max_steps=15,
+            metrics={"loss": 0.7},
+        ),
         ev.TrainingFinished(
             **common,
             trainer="socratic_solver_dpo",
