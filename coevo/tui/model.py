@@ -211,6 +211,11 @@ class RunModel:
             case RunFinished():
                 self.finished = event
 
+    def last_finished(self) -> RoundFinished | None:
+        """The RoundFinished of the latest round that has finished, if any."""
+        finished = [stats.finished for _, stats in sorted(self.rounds.items()) if stats.finished]
+        return finished[-1] if finished else None
+
     def _round(self, index: int) -> RoundStats:
         stats = self.rounds.get(index)
         if stats is None:

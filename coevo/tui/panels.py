@@ -294,11 +294,9 @@ class MetricsPanel(RunPanel):
         self.query_one("#latest-metrics", Static).update(self._latest())
 
     def _latest(self) -> RenderableType:
-        model = self.run_app.model
-        finished = [stats.finished for _, stats in sorted(model.rounds.items()) if stats.finished]
-        if not finished:
+        last = self.run_app.model.last_finished()
+        if last is None:
             return Text("no round finished yet", style="dim")
-        last = finished[-1]
         text = Text(f"round {last.round}: ", style="bold")
         text.append(f"accuracy {last.accuracy:.1%} ({last.correct}/{last.attempts})  ")
         text.append(f"{last.tokens:,} tokens in {last.seconds:.1f} s  ")
@@ -504,10 +502,9 @@ class TrainingPanel(RunPanel):
         """Each engine, the agents it serves and the policy each is on, and training under way."""
         app = self.run_app
         config, model = app.config, app.model
-        finished = [stats.finished for _, stats in sorted(model.rounds.items()) if stats.finished]
+        last = model.last_finished()
         title = "engines"
-        if finished:
-            last = finished[-1]
+        if last is not None:
             title += f" · round {last.round}: {last.tokens / max(last.seconds, 1e-9):,.0f} tokens/s"
         table = Table(title=title, title_justify="left", box=None, padding=(0, 1))
         for column in ("engine", "kind", "model", "agent", "serving", "in flight", "status"):
