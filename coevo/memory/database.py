@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import SQLModel, col
 
 from coevo.memory.errors import SchemaVersionError, StoreError
 from coevo.memory.tables import SCHEMA_VERSION, TABLES, Meta
@@ -24,6 +24,8 @@ from coevo.memory.tables import SCHEMA_VERSION, TABLES, Meta
 # Execution option that marks a write transaction (see module docstring).
 WRITE_OPTION = "coevo_write"
 BUSY_TIMEOUT_MS = 30_000
+# Any fixed number: PostgreSQL advisory lock taken while the schema is created.
+_SCHEMA_LOCK_KEY = 0x636F65766F
 
 
 def open_engine(url: str) -> Engine:
@@ -72,8 +74,9 @@ def _create(url: URL) -> Engine:
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # no implicit BEGIN from the driver
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The timeout first: switching to WAL takes a lock that a process creating the file may hold.
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # In WAL mode NORMAL still commits atomically and survives a killed process.
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -88,17 +91,26 @@ def _sqlite_on_begin(connection: Any) -> None:
 def _ensure_schema(engine: Engine, shown: str) -> None:
     # Check the version before creating anything, so an old database is not modified.
     if inspect(engine).has_table(Meta.__tablename__):
-        with Session(engine) as session:
-            meta = session.exec(select(Meta)).first()
-        if meta is not None and meta.schema_version != SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"memory database {shown} has schema version {meta.schema_version}, "
-                f"this coevo uses version {SCHEMA_VERSION}; use a new run directory or database"
-            )
-        if meta is not None:
+        with engine.connect() as conn:
+            if _stored_version(conn, shown) is not None:
+                return
+    # Create in one write transaction, re-checking inside it: a follower (`coevo watch`) may open
+    # the database while the run is still creating it, and two creators must not race.
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        if inspect(conn).has_table(Meta.__tablename__) and _stored_version(conn, shown) is not None:
             return
-    SQLModel.metadata.create_all(engine, tables=TABLES)
-    with Session(engine.execution_options(**{WRITE_OPTION: True})) as session:
-        if session.get(Meta, 1) is None:
-            session.add(Meta(id=1, schema_version=SCHEMA_VERSION))
-            session.commit()
+        SQLModel.metadata.create_all(conn, tables=TABLES)
+        conn.execute(insert(Meta).values(id=1, schema_version=SCHEMA_VERSION))
+
+
+def _stored_version(conn: Connection, shown: str) -> int | None:
+    """The database's schema version, None before it is written; SchemaVersionError when stale."""
+    version = conn.execute(select(col(Meta.schema_version)).where(col(Meta.id) == 1)).scalar()
+    if version is not None and version != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"memory database {shown} has schema version {version}, "
+            f"this coevo uses version {SCHEMA_VERSION}; use a new run directory or database"
+        )
+    return version

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 import typing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -402,3 +406,29 @@ def test_curriculum_history_answers_what_the_curriculum_was_at_each_round(store:
     assert [(r.attempts, r.correct) for r in first] == [(1, 1)]
     store.discard_after(run_id, 0)  # a resumed run forgets the rolled-back round's history too
     assert store.curriculum_as_of(run_id, 5) == ["p1"]
+
+
+OPENER_SCRIPT = """
+import sys, time
+from coevo.memory.store import Store
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+Store(sys.argv[1]).close()
+"""
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(db_url: str) -> None:
+    # A follower (`coevo watch`, `coevo runs`) may open the database while the run is still
+    # creating its tables: the schema is created in one locked write transaction, so none fails.
+    root = Path(__file__).resolve().parents[2]
+    start = time.time() + 2.0  # past every child's imports, so they open together
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER_SCRIPT, db_url, str(start)],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    errors = [child.communicate(timeout=120)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * len(children), errors
