@@ -5,9 +5,10 @@
    `--seconds`, while the app (headless, messages panel, following) reads them. Reported: the lag
    from an event's creation to its arrival in the app (median, 95th percentile, worst), and the
    app's resident memory over the run (the stream keeps a window; older events stay in the database).
-2. Overhead: the replay society at full speed in a worker thread, as `coevo run` runs it, alone and
-   with the app attached in the same process, alternated `--pairs` times in one run; the ratio of
-   the society's own round time (sum of RoundFinished.seconds) with and without the app.
+2. Overhead: the replay society at full speed, alone and as `coevo run` runs it on a terminal (the
+   society in this process, the app in a child process on a pseudo-terminal, messages panel),
+   alternated `--pairs` times in one run; the ratio of the society's own round time (sum of
+   RoundFinished.seconds) with and without the app.
 
     .venv/bin/python benchmarks/tui_follow.py                 # both parts, defaults below
     .venv/bin/python benchmarks/tui_follow.py --rates 2000,5000 --seconds 60 --pairs 5
@@ -174,19 +175,57 @@ async def follow(rate: int, seconds: float) -> dict[str, float]:
     }
 
 
-# --- 2. what the app costs a run in the same process ---------------------------------------------------
+# --- 2. what the app costs the run it shows ------------------------------------------------------------
 
 
-async def one_run(with_app: bool, rounds: int, problems: int) -> tuple[float, float, int]:
-    """(society round seconds, wall seconds, events) of one replay run, with or without the app."""
+class Terminal:
+    """A pseudo-terminal of SIZE for the app's process: what it draws is read and dropped, as a
+    terminal would show it; `keys` types once the app has drawn its first screen."""
+
+    def __init__(self, keys: bytes) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+        import threading
+
+        self.master, self.slave = pty.openpty()
+        cols, rows = SIZE
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.keys = keys
+        self.drawn = 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return  # closed
+            if not chunk:
+                return
+            self.drawn += len(chunk)
+            if self.keys and self.drawn > 10_000:  # the first screen is up: the app reads keys now
+                os.write(self.master, self.keys)
+                self.keys = b""
+
+    def close(self) -> None:
+        os.close(self.slave)
+        os.close(self.master)
+
+
+async def one_run(with_app: bool, rounds: int, problems: int) -> tuple[float, float, int, float]:
+    """(society round seconds, wall seconds, events, the app's CPU seconds) of one replay run, alone
+    or as `coevo run` on a terminal runs it: the society here, the app in a child process."""
+
     from coevo.memory.journal import EventCursor
     from coevo.memory.store import Store
     from coevo.messages import RoundFinished
+    from coevo.society.bus import EventBus
     from coevo.society.checker import make_replay_engines
     from coevo.society.session import run_id_for, run_society
-    from coevo.tui.app import CoevoApp
-    from coevo.tui.live import SocietyThread
-    from coevo.tui.source import open_target
+    from coevo.tui.live import AttachedApp
     from tests.society.replay_society import replay_config
 
     config = replay_config(
@@ -198,41 +237,51 @@ async def one_run(with_app: bool, rounds: int, problems: int) -> tuple[float, fl
     )
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        society = SocietyThread(
-            lambda bus: run_society(
-                config, run_dir, resume=False, bus=bus, engines=make_replay_engines(config)
-            )
-        )
-        started = time.monotonic()
-        society.start()
-        await asyncio.to_thread(society.begun.wait)
+        bus = EventBus()
+        terminal = app = None
         if with_app:
-            app = CoevoApp(open_target(str(run_dir)), live=society)
-            async with app.run_test(headless=True, size=SIZE) as pilot:
-                await pilot.press("m")  # the busiest panel: every event lands in the stream
-                while society.is_alive():
-                    await asyncio.sleep(0.1)
-        await asyncio.to_thread(society.join)
+            terminal = Terminal(keys=b"m")  # the busiest panel: every event lands in the stream
+            app = AttachedApp(run_dir, terminal=(terminal.slave,) * 3)
+            bus.listen(app)
+        children_cpu = _children_cpu()
+        started = time.monotonic()
+        await run_society(config, run_dir, resume=False, bus=bus, engines=make_replay_engines(config))
+        if app is not None and terminal is not None:
+            os.write(terminal.master, b"q")  # the run is over: the app quits without asking
+            await asyncio.to_thread(app.close)
+            terminal.close()
         wall = time.monotonic() - started
-        assert society.error is None, society.error
+        # Reaped children so far are the app (the verifier's workers live on): its CPU time.
+        app_cpu = _children_cpu() - children_cpu
         store = Store.for_run_dir(run_dir)
         entries = EventCursor(store, run_id_for(run_dir)).poll(10**7)
         store.close()
     seconds = sum(e.event.seconds for e in entries if isinstance(e.event, RoundFinished))
-    return seconds, wall, len(entries)
+    return seconds, wall, len(entries), app_cpu
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def overhead(pairs: int, rounds: int, problems: int) -> dict[str, float]:
     alone: list[float] = []
     shown: list[float] = []
     walls: dict[bool, list[float]] = {False: [], True: []}
+    app_share: list[float] = []
     events = 0
     await one_run(False, 1, 4)  # warm-up: imports, the first worker processes
-    for _ in range(pairs):
-        for with_app in (False, True):
-            seconds, wall, events = await one_run(with_app, rounds, problems)
+    for pair in range(pairs):
+        # Alternate which goes first, so that a drift in the machine's speed favours neither.
+        for with_app in (False, True) if pair % 2 == 0 else (True, False):
+            seconds, wall, events, app_cpu = await one_run(with_app, rounds, problems)
             (shown if with_app else alone).append(seconds)
             walls[with_app].append(wall)
+            if with_app:
+                app_share.append(app_cpu / wall)
     return {
         "events": events,
         "alone_s": statistics.median(alone),
@@ -241,6 +290,7 @@ async def overhead(pairs: int, rounds: int, problems: int) -> dict[str, float]:
         "pair_ratios": [b / a for a, b in zip(alone, shown, strict=True)],  # type: ignore[dict-item]
         "events_per_s": events / statistics.median(alone),
         "wall_ratio": statistics.median(walls[True]) / statistics.median(walls[False]),
+        "app_cpu_share": statistics.median(app_share),
     }
 
 
@@ -251,7 +301,7 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,5000", help="events per second the writer journals")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each writer runs")
     parser.add_argument("--pairs", type=int, default=5, help="alternations of run alone / run with the app")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of each replay run")
     parser.add_argument("--problems", type=int, default=60, help="problems per round of the replay society")
     parser.add_argument("--skip-follow", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
@@ -274,14 +324,15 @@ def main() -> None:
                 f"  {r['rss_growth_after_quarter']:>6.1f} MiB          {r['window']:.0f}"
             )
     if not args.skip_overhead:
-        print("\n2. the replay society at full speed, alone and with the app attached (same process)")
+        print("\n2. the replay society at full speed, alone and with coevo run's app attached")
         r = asyncio.run(overhead(args.pairs, args.rounds, args.problems))
         pairs = ", ".join(f"{x:.3f}" for x in r["pair_ratios"])  # type: ignore[attr-defined]
         print(
             f"{r['events']:.0f} events per run, {r['events_per_s']:.0f} events/s alone; round time alone "
             f"{r['alone_s']:.2f} s, with the app {r['with_app_s']:.2f} s (medians of {args.pairs})\n"
             f"ratio with/without: {r['ratio']:.3f} (each pair: {pairs}); "
-            f"wall-clock ratio {r['wall_ratio']:.3f}"
+            f"wall-clock ratio {r['wall_ratio']:.3f} (with the app's start and quit)\n"
+            f"the app's process used {r['app_cpu_share']:.2f} CPU-seconds per second of the run (median)"
         )
 
 

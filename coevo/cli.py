@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", default=None, help="which run of a database holding several (default: newest)")
     p.add_argument("--web", type=int, default=None, metavar="PORT", help="serve the UI to a browser on PORT")
     p.add_argument("--host", default="localhost", help="address --web listens on (default: localhost)")
+    # `coevo run`'s own UI (coevo.tui.live): the pid of the process running the run, which quitting
+    # mid-run stops after a confirmation. Not for users: they stop a run where it runs.
+    p.add_argument("--attached", type=int, default=None, help=argparse.SUPPRESS)
 
     p = add("show", _show, "Print a run's messages as text or JSON lines, without a UI.")
     p.add_argument("run", metavar="RUN", help="a run directory, or the memory's database URL")

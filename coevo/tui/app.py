@@ -10,8 +10,11 @@ the run little (benchmarks/tui_follow.py measures both).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -85,18 +88,6 @@ def _replies_expected(config: SocietyConfig | None) -> dict[str, frozenset[str]]
     return expected
 
 
-class LiveRun(Protocol):
-    """A run going on in this process (coevo run with the TUI)."""
-
-    @property
-    def done(self) -> bool: ...
-
-    @property
-    def error(self) -> BaseException | None: ...
-
-    def stop(self) -> None: ...
-
-
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close"),
@@ -123,9 +114,7 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
-            yield Static(
-                Text(f"The run is still going in this process. Quitting stops it;\n{self.hint} continues it.")
-            )
+            yield Static(Text(f"The run is still going. Quitting stops it;\n{self.hint} continues it."))
             yield Footer()
 
     def action_answer(self, answer: bool) -> None:
@@ -172,13 +161,14 @@ class CoevoApp(App[None]):
         self,
         target: RunTarget,
         *,
-        live: LiveRun | None = None,
+        attached_to: int | None = None,
         poll_interval: float = 0.25,
         window: int = WINDOW,
     ) -> None:
         super().__init__()
         self.target = target
-        self.live = live
+        # The process running the run when this is `coevo run`'s UI: quitting mid-run stops it.
+        self.attached_to = attached_to
         self.poll_interval = poll_interval
         self.model = RunModel(window)
         self.cursor = EventCursor(target.store, target.run_id)
@@ -252,8 +242,6 @@ class CoevoApp(App[None]):
         if run is None:
             return
         self.status = liveness(run)
-        if self.live is not None and self.live.error is not None:
-            self.status = "failed"
         self.model.committed_round = run.last_round
         key = (run.last_round, len(self.model.trainings))
         if key != self._committed_key:
@@ -303,15 +291,13 @@ class CoevoApp(App[None]):
             text.append(f" · lag {model.lag:.1f} s", style="dim")
         for agent, training in sorted(model.training_now.items()):
             text.append(f" · training {inert(agent)} ({inert(training.trainer)})", style="yellow")
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)  # one line: no layout pass
         banner = self.query_one("#banner", Static)
         if self.status in ("interrupted", "failed"):
             why = {
                 "interrupted": "the run's process is gone (or its heartbeat stopped)",
                 "failed": "the run stopped with an error",
             }[self.status]
-            if self.live is not None and self.live.error is not None:
-                why += f": {type(self.live.error).__name__}: {self.live.error}"
             banner.update(Text(inert(f"{self.status}: {why}. Resume it with: {self.target.resume_hint()}")))
             banner.add_class("shown")
         else:
@@ -347,14 +333,18 @@ class CoevoApp(App[None]):
         self.push_screen(HelpScreen())
 
     async def action_request_quit(self) -> None:
-        if self.live is None or self.live.done:
+        if self.attached_to is not None:
+            await self._check_run()  # the run may have ended since the last look
+        if self.attached_to is None or self.status != "running":
             self.exit()
             return
 
         def answered(stop: bool | None) -> None:
             if stop:
-                assert self.live is not None
-                self.live.stop()
+                assert self.attached_to is not None
+                # As Ctrl+C without the UI: the run stops between steps, its status says so.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.attached_to, signal.SIGINT)
                 self.exit()
 
         self.push_screen(ConfirmQuit(self.target.resume_hint()), answered)

@@ -12,6 +12,7 @@ import sys
 from coevo.tui.source import TargetError, open_target
 
 EXIT_INVALID = 2
+ATTACHED_NICE = 5
 
 
 def _on_terminal() -> bool:
@@ -37,8 +38,11 @@ def watch_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     from coevo.tui.app import CoevoApp
 
+    if args.attached is not None:
+        # `coevo run`'s UI yields the CPU to the run it shows when both want it.
+        os.nice(ATTACHED_NICE)
     try:
-        CoevoApp(target).run()
+        CoevoApp(target, attached_to=args.attached).run()
     finally:
         target.close()
     return 0

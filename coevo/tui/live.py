@@ -1,135 +1,128 @@
-"""`coevo run` on a terminal: the society runs in a worker thread with its own event loop, and the
-app follows it from the main thread through the journal, exactly as `coevo watch` follows a run of
-another process (one read path, so what the screen shows is what the database holds).
+"""`coevo run` on a terminal: the society runs in this process exactly as it does without the UI,
+and the app runs in a child process on the terminal — `coevo watch` attached to this run — following
+it through the journal (one read path, so what the screen shows is what the database holds).
 
-The app opens with the run's first event, so a bad run directory or an engine that cannot start
-is reported as plain text before any screen is drawn. Quitting while the run goes on (after a
-confirmation) cancels it, as Ctrl+C does without the UI; `coevo run --resume` continues it. While
-the app is on screen, log records go to `coevo.log` in the run directory instead of the terminal.
+Why a child process: the app parses and draws thousands of events a second, and in the run's own
+process it would take the interpreter from the society (measured on the replay society at full
+speed: round time doubled). In a process of its own it costs the run only a second database
+connection's reads (benchmarks/tui_follow.py measures it).
+
+The app opens with the run's first event, so a bad run directory or an engine that cannot start is
+reported as plain text before any screen is drawn. From then on this process's output (logging, and
+whatever a library prints) goes to `coevo.log` in the run directory and the terminal is the app's.
+Quitting the app while the run goes on (after a confirmation) sends this process SIGINT, which stops
+the run as Ctrl+C does without the UI; `coevo run --resume` continues it. When the run is over this
+process waits for the app to be quit, then reports as it does without the UI. Should the app exit on
+its own mid-run, the terminal comes back and the run goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import os
+import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from coevo.memory.store import Store
 from coevo.messages import Event
 from coevo.society.bus import EventBus
 from coevo.society.config import SocietyConfig
-from coevo.society.session import RunOutcome, memory_url, run_id_for
-from coevo.tui.source import RunTarget
+from coevo.society.session import RunOutcome, run_id_for
 
 LOG_NAME = "coevo.log"
 Start = Callable[[EventBus], Awaitable[RunOutcome]]
 
 
-class SocietyThread(threading.Thread):
-    """Runs `start(bus)` on an event loop of its own; `begun` is set by the run's first event (or
-    its end, whichever comes first)."""
+class AttachedApp:
+    """The app in a child process on `terminal` (stdin, stdout, stderr descriptors), opened by the
+    run's first event; while it is open, this process's stdout and stderr go to the run's log."""
 
-    def __init__(self, start: Start) -> None:
-        super().__init__(name="coevo-society", daemon=True)
-        self._start = start
-        self.begun = threading.Event()
-        self.outcome: RunOutcome | None = None
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[RunOutcome] | None = None
-        self._stopped = False
+    def __init__(self, run_dir: Path, terminal: tuple[int, int, int] = (0, 1, 2)) -> None:
+        self.run_dir = run_dir
+        self.terminal = terminal
+        self.child: subprocess.Popen[bytes] | None = None
+        self._saved: tuple[int, int] | None = None  # this process's own stdout and stderr
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._closing = False
 
-    def run(self) -> None:
-        asyncio.run(self._main())
+    def __call__(self, _event: Event) -> None:
+        if self.child is None:
+            self.open()
 
-    async def _main(self) -> None:
-        bus = EventBus()
+    def open(self) -> None:
+        command = [
+            sys.executable, "-m", "coevo.cli", "watch", str(self.run_dir),
+            "--run-id", run_id_for(self.run_dir), "--attached", str(os.getpid()),
+        ]  # fmt: skip
+        stdin, stdout, stderr = self.terminal
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
+        self._saved = (os.dup(1), os.dup(2))
+        log = os.open(self.run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        self._watcher = threading.Thread(target=self._watch, name="coevo-app", daemon=True)
+        self._watcher.start()
 
-        def first(_event: Event) -> None:
-            self.begun.set()
+    def _watch(self) -> None:
+        assert self.child is not None
+        code = self.child.wait()
+        self._give_back_terminal()
+        if code != 0 and not self._closing:
+            print(
+                f"the UI exited (code {code}); the run goes on. Ctrl+C stops it; "
+                f"coevo watch {self.run_dir} opens the UI again",
+                file=sys.stderr,
+            )
 
-        bus.listen(first)
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.ensure_future(self._start(bus))
-        if self._stopped:  # stopped before the task existed
-            self._task.cancel()
-        try:
-            self.outcome = await self._task
-        except BaseException as exc:  # handed to the main thread, which reports or re-raises it
-            self._error = exc
-        finally:
-            self.begun.set()
+    def _give_back_terminal(self) -> None:
+        with self._lock:
+            if self._saved is None:
+                return
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, saved in zip((1, 2), self._saved, strict=True):
+                os.dup2(saved, fd)
+                os.close(saved)
+            self._saved = None
 
-    @property
-    def done(self) -> bool:
-        return not self.is_alive()
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._error
-
-    def stop(self) -> None:
-        """Cancel the run (its cleanup — engines, status — runs in its own thread)."""
-        self._stopped = True
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-
-
-@contextlib.contextmanager
-def log_to_file(path: Path) -> Iterator[None]:
-    """Send what logging would print on the terminal to `path` while the app owns the screen."""
-    loggers = [logging.getLogger()] + [
-        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
-    ]
-    terminal = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
-    moved: list[tuple[logging.Logger, logging.Handler, logging.FileHandler]] = []
-    for logger in loggers:
-        for handler in list(logger.handlers):
-            if type(handler) is logging.StreamHandler and handler.stream in terminal:
-                replacement = logging.FileHandler(path, delay=True)
-                replacement.setLevel(handler.level)
-                replacement.setFormatter(handler.formatter)
-                logger.removeHandler(handler)
-                logger.addHandler(replacement)
-                moved.append((logger, handler, replacement))
-    try:
-        yield
-    finally:
-        for logger, handler, replacement in moved:
-            logger.removeHandler(replacement)
-            replacement.close()
-            logger.addHandler(handler)
+    def close(self) -> None:
+        """Wait for the app to be quit (the run is over, or stopping), then take the terminal back."""
+        self._closing = True
+        if self._watcher is not None:
+            self._watcher.join()
+        self._give_back_terminal()
 
 
 def run_with_tui(config: SocietyConfig, run_dir: Path, start: Start) -> RunOutcome:
     """The `coevo run` front end on a terminal (see the module docstring)."""
-    from coevo.tui.app import CoevoApp
-
-    society = SocietyThread(start)
-    society.start()
+    app = AttachedApp(run_dir)
     print(f"run directory: {run_dir} (the UI opens with the run's first event)", file=sys.stderr)
+
+    async def main() -> RunOutcome:
+        bus = EventBus()
+        bus.listen(app)
+        return await start(bus)
+
     try:
-        while not society.begun.wait(0.2):
-            pass
-        if society.error is None:
-            target = RunTarget(Store(memory_url(config, run_dir)), run_id_for(run_dir), run_dir)
-            try:
-                with log_to_file(run_dir / LOG_NAME):
-                    CoevoApp(target, live=society).run()
-            finally:
-                target.close()
-    finally:
-        if society.is_alive():
-            society.stop()  # the app was quit mid-run (confirmed), or failed, or Ctrl+C came early
-        society.join()
-    if isinstance(society.error, asyncio.CancelledError):
+        outcome = asyncio.run(main())
+    except KeyboardInterrupt:
+        app.close()
         print(f"run stopped; continue it with: coevo run --resume {run_dir}", file=sys.stderr)
-        raise KeyboardInterrupt
-    if society.error is not None:
-        raise society.error
-    assert society.outcome is not None
-    return society.outcome
+        raise
+    except BaseException:
+        app.close()  # the app shows the run as failed until it is quit; then the error is reported
+        raise
+    # Over: a late quit from the app must not turn a finished run into an interrupted command.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        app.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return outcome

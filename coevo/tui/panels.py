@@ -187,7 +187,8 @@ class MessagesPanel(RunPanel):
             parts.append(f"paged back, {stream.behind:,} new since (f: back to newest)")
         if stream.older_from == 0:
             parts.append("start of run reached")
-        self.query_one("#stream-status", Static).update(Text(one_line(" · ".join(parts))))
+        # One line high: no layout pass needed (a layout pass per poll is most of following's cost).
+        self.query_one("#stream-status", Static).update(Text(one_line(" · ".join(parts))), layout=False)
         self.stream.refresh()
 
     # --- older pages and details (database reads in a worker thread) --------------------------

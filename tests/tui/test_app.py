@@ -1,30 +1,29 @@
 """The app driven by Textual's Pilot: every panel and its keys, the stream's filters, follow mode and
-paging, a message's detail, liveness, hostile model output, and a run going on in this process."""
+paging, a message's detail, liveness, hostile model output, and `coevo run`'s UI stopping its run."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Select, TabbedContent
 
-from coevo.engines.replay import ReplayEngine
 from coevo.messages import AttemptGraded, ProblemPosed, RoundStarted, SolutionSubmitted
-from coevo.society.checker import replay_responder
-from coevo.society.session import run_society
 from coevo.tui.app import CoevoApp, ConfirmQuit, HelpScreen
-from coevo.tui.live import SocietyThread
 from coevo.tui.model import MessageFilter
 from coevo.tui.panels import CurriculumPanel, MessagesPanel
-from coevo.tui.source import open_target
+from coevo.tui.source import TargetError, open_target
 from coevo.tui.widgets import StreamView
-from tests.society.replay_society import replay_config
 from tests.tui.conftest import HandMadeRun, screen_lines
 
 SIZE = (160, 48)
+ROOT = Path(__file__).resolve().parents[2]
+REPLAY = ROOT / "tests" / "society" / "replay_society.py"
 
 
 def _app(run_dir: Path, **kwargs: object) -> CoevoApp:
@@ -304,34 +303,44 @@ async def test_metrics_plot_every_figure(fixed_run: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_a_run_in_this_process_is_followed_and_quitting_asks_first(tmp_path: Path) -> None:
-    config = replay_config(["schedule.rounds=1000"])
+async def test_the_ui_of_coevo_run_asks_before_quitting_stops_the_run(tmp_path: Path) -> None:
+    # `coevo run`'s UI is this app attached to the process running the society (another process).
     run_dir = tmp_path / "live"
-
-    def slow(*args: Any) -> str:
-        time.sleep(0.01)  # a run that lasts until the test stops it
-        return replay_responder(*args)
-
-    society = SocietyThread(
-        lambda bus: run_society(config, run_dir, resume=False, bus=bus, engines={"local": ReplayEngine(slow)})
-    )
-    society.start()
-    assert await asyncio.to_thread(society.begun.wait, 60)
-    app = CoevoApp(open_target(str(run_dir)), live=society, poll_interval=0.05)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.loaded.wait()
-        await _until(
-            lambda: app.model.rounds.get(1) is not None and app.model.rounds[1].finished is not None, 60
-        )
-        assert "running" in screen_lines(app)[0]
-        await pilot.press("q")
-        assert isinstance(app.screen, ConfirmQuit)
-        assert f"coevo run --resume {run_dir} continues it" in _text(screen_lines(app)).replace("\n", "")
-        await pilot.press("n")
-        assert not isinstance(app.screen, ConfirmQuit) and society.is_alive()
-        await pilot.press("q", "y")
-    await asyncio.to_thread(society.join, 60)
-    assert isinstance(society.error, asyncio.CancelledError)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(REPLAY), str(run_dir), "new", "0.5"], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / ".coevo-run").exists() or not _has_run(run_dir):
+            assert proc.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        app = CoevoApp(open_target(str(run_dir)), attached_to=proc.pid, poll_interval=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await app.loaded.wait()
+            await _until(lambda: app.model.rounds.get(0) is not None, 60)
+            assert "running" in screen_lines(app)[0]
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmQuit)
+            assert f"coevo run --resume {run_dir} continues it" in _text(screen_lines(app)).replace("\n", "")
+            await pilot.press("n")
+            assert not isinstance(app.screen, ConfirmQuit) and proc.poll() is None
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+        assert await asyncio.to_thread(proc.wait, 60) != 0  # stopped by the SIGINT, as Ctrl+C does
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     store = open_target(str(run_dir)).store
     assert store.get_run(app.target.run_id).status == "failed"  # type: ignore[union-attr]
     store.close()
+
+
+def _has_run(run_dir: Path) -> bool:
+    try:
+        target = open_target(str(run_dir))
+    except TargetError:
+        return False
+    target.close()
+    return True
