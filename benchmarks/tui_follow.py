@@ -330,7 +330,8 @@ def main() -> None:
         print(
             f"{r['events']:.0f} events per run, {r['events_per_s']:.0f} events/s alone; round time alone "
             f"{r['alone_s']:.2f} s, with the app {r['with_app_s']:.2f} s (medians of {args.pairs})\n"
-            f"ratio with/without: {r['ratio']:.3f} (each pair: {pairs}); "
+            f"ratio with/without: {r['ratio']:.3f} (each pair: {pairs}; their median "
+            f"{statistics.median(r['pair_ratios']):.3f}); "  # type: ignore[arg-type]
             f"wall-clock ratio {r['wall_ratio']:.3f} (with the app's start and quit)\n"
             f"the app's process used {r['app_cpu_share']:.2f} CPU-seconds per second of the run (median)"
         )
