@@ -19,13 +19,16 @@ its own mid-run, the terminal comes back and the run goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from coevo.messages import Event
 from coevo.society.bus import EventBus
@@ -33,6 +36,9 @@ from coevo.society.config import SocietyConfig
 from coevo.society.session import RunOutcome, run_id_for
 
 LOG_NAME = "coevo.log"
+# What an app that died without cleaning up leaves on: the alternate screen, a hidden cursor,
+# mouse reporting and bracketed paste. Written to the terminal before it is handed back.
+TERMINAL_RESET = "\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l"
 Start = Callable[[EventBus], Awaitable[RunOutcome]]
 
 
@@ -48,6 +54,8 @@ class AttachedApp:
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._closing = False
+        self._tty_modes: list[Any] | None = None  # the terminal's modes before the app set its own
+        self._tty_out: int | None = None  # the terminal's output, kept for a reset
 
     def __call__(self, _event: Event) -> None:
         if self.child is None:
@@ -59,6 +67,9 @@ class AttachedApp:
             "--run-id", run_id_for(self.run_dir), "--attached", str(os.getpid()),
         ]  # fmt: skip
         stdin, stdout, stderr = self.terminal
+        if os.isatty(stdin):
+            self._tty_modes = termios.tcgetattr(stdin)
+        self._tty_out = os.dup(stdout)  # stdout may be this process's, which goes to the log below
         sys.stdout.flush()
         sys.stderr.flush()
         self.child = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr)
@@ -73,6 +84,8 @@ class AttachedApp:
     def _watch(self) -> None:
         assert self.child is not None
         code = self.child.wait()
+        if code != 0:
+            self._reset_terminal()
         self._give_back_terminal()
         if code != 0 and not self._closing:
             print(
@@ -80,6 +93,14 @@ class AttachedApp:
                 f"coevo watch {self.run_dir} opens the UI again",
                 file=sys.stderr,
             )
+
+    def _reset_terminal(self) -> None:
+        """Undo what a killed app left on the terminal (raw mode, alternate screen, ...)."""
+        with contextlib.suppress(OSError, termios.error):
+            if self._tty_modes is not None:
+                termios.tcsetattr(self.terminal[0], termios.TCSADRAIN, self._tty_modes)
+            if self._tty_out is not None and os.isatty(self._tty_out):
+                os.write(self._tty_out, TERMINAL_RESET.encode())
 
     def _give_back_terminal(self) -> None:
         with self._lock:
@@ -91,6 +112,9 @@ class AttachedApp:
                 os.dup2(saved, fd)
                 os.close(saved)
             self._saved = None
+            if self._tty_out is not None:
+                os.close(self._tty_out)
+                self._tty_out = None
 
     def close(self) -> None:
         """Wait for the app to be quit (the run is over, or stopping), then take the terminal back."""

@@ -1,6 +1,8 @@
 """`coevo run`'s terminal front end over the replay society, as a script a real terminal (tmux) can
-run: `python tests/tui/live_run.py RUN_DIR DELAY_S`. (`coevo run` itself refuses the replay engine,
-a test double, so the test drives the same front end it uses: coevo.tui.live.run_with_tui.)"""
+run: `python tests/tui/live_run.py RUN_DIR DELAY_S [ROUNDS]`. (`coevo run` itself refuses the
+replay engine, a test double, so the test drives the same front end it uses:
+coevo.tui.live.run_with_tui.) The replay responder also prints a line (to stdout) on its first
+call, as a library might mid-run: it belongs in the run's log, not over the app."""
 
 from __future__ import annotations
 
@@ -17,10 +19,14 @@ from coevo.tui.live import run_with_tui
 from tests.society.replay_society import replay_config
 
 
-def main(run_dir: Path, delay: float) -> int:
-    config = replay_config(["schedule.rounds=50"])
+def main(run_dir: Path, delay: float, rounds: int) -> int:
+    config = replay_config([f"schedule.rounds={rounds}"])
+    said: list[bool] = []
 
     def slow(*args: Any) -> str:
+        if not said:
+            said.append(True)
+            print("a library's output, mid-run", flush=True)
         time.sleep(delay)  # a run long enough to be watched, and stopped
         return replay_responder(*args)
 
@@ -37,4 +43,4 @@ def main(run_dir: Path, delay: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), float(sys.argv[2])))
+    sys.exit(main(Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 50))

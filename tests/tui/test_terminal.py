@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -128,4 +129,34 @@ def test_coevo_run_front_end_stops_its_run_when_asked(tmux: Tmux, tmp_path: Path
     assert f"run stopped; continue it with: coevo run --resume {run_dir}" in tmux.screen().replace("\n", "")
     store = Store.for_run_dir(run_dir)
     assert store.get_run(run_id_for(run_dir)).status == "failed"  # type: ignore[union-attr]
+    store.close()
+
+
+def test_coevo_run_front_end_waits_for_quit_when_the_run_is_over(tmux: Tmux, tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "short"
+    tmux.start([sys.executable, str(LIVE), str(run_dir), "0", "3"])
+    screen = tmux.wait_for("finished", "round 3/3", "edges (messages carried)", timeout=120)
+    # What the run's process printed while the app was up went to its log, not over the app.
+    assert "mid-run" not in screen
+    assert "a library's output, mid-run" in (run_dir / "coevo.log").read_text()
+    tmux.keys("q")  # the run is over: no question asked
+    assert tmux.exit_status() == 0
+    assert "run stopped" not in tmux.screen()
+
+
+def test_the_run_goes_on_when_its_app_dies(tmux: Tmux, tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "orphan"
+    tmux.start([sys.executable, str(LIVE), str(run_dir), "0.05", "20"])
+    tmux.wait_for("running", "edges (messages carried)", timeout=120)
+    app = subprocess.run(["pgrep", "-f", f"watch {run_dir} .*--attached"], capture_output=True, text=True)
+    pids = [int(pid) for pid in app.stdout.split()]
+    assert len(pids) == 1, app
+    os.kill(pids[0], signal.SIGKILL)
+    tmux.wait_for("the UI exited", "the run goes on", f"coevo watch {run_dir}")
+    # The terminal was handed back as it was: off the alternate screen, cursor shown.
+    modes = tmux.tmux("display-message", "-p", "-t", "t", "#{alternate_on}:#{cursor_flag}").stdout.strip()
+    assert modes == "0:1", modes
+    assert tmux.exit_status(timeout=120) == 0
+    store = Store.for_run_dir(run_dir)
+    assert store.get_run(run_id_for(run_dir)).status == "finished"  # type: ignore[union-attr]
     store.close()
