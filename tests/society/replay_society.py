@@ -1,6 +1,6 @@
 """A small society on the replay engine (a deterministic test double), shared by the scheduler,
 determinism and kill/resume tests. Run as a script, it runs or resumes that society in a run
-directory — a real process the resume tests can kill with SIGKILL:
+directory — a real process the resume, follow and TUI tests can watch, stop or kill (`spawn`):
 
     python tests/society/replay_society.py RUN_DIR new|resume DELAY_S [TINY_MODEL_DIR]
 
@@ -10,12 +10,19 @@ loading an adapter takes a moment, so a kill can land between training and loadi
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from coevo.society.config import SocietyConfig
 from coevo.society.loading import parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = """
 name: replay
@@ -53,6 +60,41 @@ TRAINED = [
 
 def trained_config(model: str, rounds: int = 3) -> SocietyConfig:
     return replay_config([f"engines.local.model={model}", f"schedule.rounds={rounds}", *TRAINED])
+
+
+def spawn(
+    run_dir: Path, *, resume: bool = False, delay: float, model: str | None = None
+) -> subprocess.Popen[bytes]:
+    """This script in a process of its own, running (or resuming) the society in `run_dir`."""
+    command = [sys.executable, __file__, str(run_dir), "resume" if resume else "new", str(delay)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([*command, *([model] if model else [])], env=env, cwd=ROOT)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Until `predicate()` holds; fails when `proc` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"run process exited early with {proc.returncode}")
+        time.sleep(0.02)
+    pytest.fail("timed out waiting for the run")
+
+
+def recorded(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` is in its database yet (what a follower needs to open it)."""
+    from coevo.memory.store import DB_NAME, Store
+    from coevo.society.session import run_id_for
+
+    if not (run_dir / DB_NAME).exists():
+        return False
+    store = Store.for_run_dir(run_dir)
+    try:
+        return store.get_run(run_id_for(run_dir)) is not None
+    finally:
+        store.close()
 
 
 def main(run_dir: str, resume: bool, delay_s: float, model: str | None) -> None:

@@ -5,11 +5,7 @@ the killed round gone and the round run again."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,37 +14,19 @@ from coevo.cli import main
 from coevo.memory.journal import EventCursor, liveness
 from coevo.memory.store import Store
 from coevo.society.session import run_id_for
-
-SCRIPT = Path(__file__).with_name("replay_society.py")
-ROOT = Path(__file__).resolve().parents[2]
+from tests.society.replay_society import spawn, wait_for
 
 
-def _start(run_dir: Path, mode: str, delay: float) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir), mode, str(delay)], env=env, cwd=ROOT)
-
-
-def _wait(predicate: object, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        assert proc.poll() is None, f"the run exited early with {proc.returncode}"
-        time.sleep(0.05)
-    pytest.fail("timed out")
-
-
-@pytest.mark.slow
 def test_another_process_follows_a_running_society_before_its_round_commits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "runs" / "live"
-    proc = _start(run_dir, "new", 0.15)
+    proc = spawn(run_dir, delay=0.15)
     try:
-        _wait(lambda: (run_dir / "coevo.db").exists(), 120, proc)
+        wait_for(lambda: (run_dir / "coevo.db").exists(), 120, proc)
         run_id = run_id_for(run_dir)
         store = Store.for_run_dir(run_dir)
-        _wait(lambda: store.get_run(run_id) is not None, 60, proc)
+        wait_for(lambda: store.get_run(run_id) is not None, 60, proc)
         cursor = EventCursor(store, run_id)
         seen = []
 
@@ -56,7 +34,7 @@ def test_another_process_follows_a_running_society_before_its_round_commits(
             seen.extend(cursor.poll())
             return any(e.event.type == "SolutionSubmitted" for e in seen)
 
-        _wait(some_answers_are_in, 120, proc)
+        wait_for(some_answers_are_in, 120, proc)
         # Mid-round: the answers are journaled, provisional, and the round is not committed.
         assert store.last_committed_round(run_id) == -1
         first_round = [e for e in seen if e.event.round == 0]
@@ -74,7 +52,7 @@ def test_another_process_follows_a_running_society_before_its_round_commits(
     assert "interrupted" in out and f"coevo run --resume {run_dir}" in out
     provisional_ids = {e.event.id for e in seen if e.provisional and e.event.round == 0}
 
-    proc = _start(run_dir, "resume", 0.0)
+    proc = spawn(run_dir, resume=True, delay=0.0)
     assert proc.wait(timeout=300) == 0
     rows = EventCursor(store, run_id).poll(limit=100_000)
     assert rows and not any(r.provisional for r in rows)

@@ -5,19 +5,17 @@ final database must equal an uninterrupted run's, row for row (timestamps and id
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).with_name("replay_society.py")
-ROOT = Path(__file__).resolve().parents[2]
+from tests.society.replay_society import spawn, wait_for
+
 TABLES = [
     "runs",
     "agents",
@@ -54,17 +52,6 @@ VOLATILE = {
 DELAY_S = 0.12  # per engine request, so a round takes about a second
 
 
-def _start(
-    run_dir: Path, resume: bool, delay: float = DELAY_S, model: str | None = None
-) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    mode = "resume" if resume else "new"
-    extra = [model] if model else []
-    return subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(run_dir), mode, str(delay), *extra], env=env, cwd=ROOT
-    )
-
-
 def _last_round(run_dir: Path) -> int:
     db = run_dir / "coevo.db"
     if not db.exists():
@@ -75,17 +62,6 @@ def _last_round(run_dir: Path) -> int:
     except sqlite3.OperationalError:
         return -2  # tables not created yet
     return -2 if row is None else int(row[0])
-
-
-def _wait_for(predicate: Any, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"run process exited early with {proc.returncode}")
-        time.sleep(0.02)
-    pytest.fail("timed out waiting for the run")
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -124,28 +100,28 @@ def _rows(run_dir: Path) -> dict[str, list[Any]]:
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    proc = _start(reference, resume=False)
+    proc = spawn(reference, resume=False, delay=DELAY_S)
     assert proc.wait(timeout=300) == 0
 
     run = tmp_path / "killed"
     # 1: during round 0, before anything was committed.
-    proc = _start(run, resume=False)
-    _wait_for(lambda: _last_round(run) == -1, 120, proc)
+    proc = spawn(run, resume=False, delay=DELAY_S)
+    wait_for(lambda: _last_round(run) == -1, 120, proc)
     time.sleep(DELAY_S * 2)
     _kill(proc)
     assert _last_round(run) == -1
     # 2: right after a round commits.
-    proc = _start(run, resume=True)
-    _wait_for(lambda: _last_round(run) >= 1, 120, proc)
+    proc = spawn(run, resume=True, delay=DELAY_S)
+    wait_for(lambda: _last_round(run) >= 1, 120, proc)
     _kill(proc)
     # 3: in the middle of the next round.
     committed = _last_round(run)
-    proc = _start(run, resume=True)
-    _wait_for(lambda: _last_round(run) > committed, 120, proc)
+    proc = spawn(run, resume=True, delay=DELAY_S)
+    wait_for(lambda: _last_round(run) > committed, 120, proc)
     time.sleep(DELAY_S * 3)
     _kill(proc)
     # Finish.
-    proc = _start(run, resume=True)
+    proc = spawn(run, resume=True, delay=DELAY_S)
     assert proc.wait(timeout=300) == 0
 
     expected, actual = _rows(reference), _rows(run)
@@ -165,7 +141,7 @@ def test_kill_9_at_20_random_moments_with_training_matches_uninterrupted_run(
     import random
 
     reference = tmp_path / "reference"
-    proc = _start(reference, resume=False, delay=0.02, model=tiny_model)
+    proc = spawn(reference, resume=False, delay=0.02, model=tiny_model)
     assert proc.wait(timeout=600) == 0
 
     run = tmp_path / "killed"
@@ -173,7 +149,7 @@ def test_kill_9_at_20_random_moments_with_training_matches_uninterrupted_run(
     kills = 0
     started = False
     while kills < 20:
-        proc = _start(run, resume=started, delay=0.02, model=tiny_model)
+        proc = spawn(run, resume=started, delay=0.02, model=tiny_model)
         started = True
         try:
             proc.wait(timeout=rng.uniform(0.5, 6.0))
@@ -184,7 +160,7 @@ def test_kill_9_at_20_random_moments_with_training_matches_uninterrupted_run(
         assert proc.returncode == 0
         break  # finished before the next kill: start over on a fresh folder would hide nothing
     if proc.poll() is None or proc.returncode != 0:
-        proc = _start(run, resume=True, delay=0.02, model=tiny_model)
+        proc = spawn(run, resume=True, delay=0.02, model=tiny_model)
         assert proc.wait(timeout=600) == 0
     print(f"{kills} kills")
     assert kills >= 10, f"only {kills} kills landed before the run finished"

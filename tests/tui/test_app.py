@@ -4,10 +4,6 @@ paging, a message's detail, liveness, hostile model output, and `coevo run`'s UI
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +13,12 @@ from coevo.messages import AttemptGraded, ProblemPosed, RoundStarted, SolutionSu
 from coevo.tui.app import CoevoApp, ConfirmQuit, HelpScreen
 from coevo.tui.model import MessageFilter
 from coevo.tui.panels import CurriculumPanel, MessagesPanel
-from coevo.tui.source import TargetError, open_target
+from coevo.tui.source import open_target
 from coevo.tui.widgets import StreamView
+from tests.society.replay_society import recorded, spawn, wait_for
 from tests.tui.conftest import HandMadeRun, screen_lines
 
 SIZE = (160, 48)
-ROOT = Path(__file__).resolve().parents[2]
-REPLAY = ROOT / "tests" / "society" / "replay_society.py"
 
 
 def _app(run_dir: Path, **kwargs: object) -> CoevoApp:
@@ -306,13 +301,9 @@ async def test_metrics_plot_every_figure(fixed_run: Path) -> None:
 async def test_the_ui_of_coevo_run_asks_before_quitting_stops_the_run(tmp_path: Path) -> None:
     # `coevo run`'s UI is this app attached to the process running the society (another process).
     run_dir = tmp_path / "live"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(REPLAY), str(run_dir), "new", "0.5"], env=env, cwd=ROOT)
+    proc = spawn(run_dir, delay=0.5)
     try:
-        deadline = time.monotonic() + 60
-        while not (run_dir / ".coevo-run").exists() or not _has_run(run_dir):
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(wait_for, lambda: recorded(run_dir), 60, proc)
         app = CoevoApp(open_target(str(run_dir)), attached_to=proc.pid, poll_interval=0.05)
         async with app.run_test(size=SIZE) as pilot:
             await app.loaded.wait()
@@ -335,12 +326,3 @@ async def test_the_ui_of_coevo_run_asks_before_quitting_stops_the_run(tmp_path: 
     store = open_target(str(run_dir)).store
     assert store.get_run(app.target.run_id).status == "failed"  # type: ignore[union-attr]
     store.close()
-
-
-def _has_run(run_dir: Path) -> bool:
-    try:
-        target = open_target(str(run_dir))
-    except TargetError:
-        return False
-    target.close()
-    return True
