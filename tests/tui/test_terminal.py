@@ -18,9 +18,9 @@ import pytest
 
 from coevo.memory.store import Store
 from coevo.society.session import run_id_for
+from tests.society.replay_society import recorded, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-REPLAY = ROOT / "tests" / "society" / "replay_society.py"
 LIVE = ROOT / "tests" / "tui" / "live_run.py"
 
 pytestmark = [
@@ -91,16 +91,9 @@ def _events(screen: str) -> int:
 
 def test_coevo_watch_follows_a_run_of_another_process(tmux: Tmux, tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "live"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    society = subprocess.Popen([sys.executable, str(REPLAY), str(run_dir), "new", "0.1"], env=env, cwd=ROOT)
+    society = spawn(run_dir, delay=0.1)
     try:
-        deadline = time.monotonic() + 120
-        while (
-            not (run_dir / "coevo.db").exists()
-            or Store.for_run_dir(run_dir).get_run(run_id_for(run_dir)) is None
-        ):
-            assert time.monotonic() < deadline and society.poll() is None
-            time.sleep(0.1)
+        wait_for(lambda: recorded(run_dir), 120, society)
         tmux.start([sys.executable, "-m", "coevo.cli", "watch", str(run_dir)])
         screen = tmux.wait_for("running", "teacher (procedural)", "edges (messages carried)")
         assert "solver" in screen and "g Graph" in screen
@@ -148,7 +141,14 @@ def test_the_run_goes_on_when_its_app_dies(tmux: Tmux, tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "orphan"
     tmux.start([sys.executable, str(LIVE), str(run_dir), "0.05", "20"])
     tmux.wait_for("running", "edges (messages carried)", timeout=120)
-    app = subprocess.run(["pgrep", "-f", f"watch {run_dir} .*--attached"], capture_output=True, text=True)
+    # The app is the run process's child: a process the app forks for a moment (it has the same
+    # command line until it execs) must not be taken for it.
+    run = subprocess.run(["pgrep", "-f", f"live_run.py {run_dir}"], capture_output=True, text=True)
+    app = subprocess.run(
+        ["pgrep", "-P", run.stdout.strip(), "-f", f"watch {run_dir} .*--attached"],
+        capture_output=True,
+        text=True,
+    )
     pids = [int(pid) for pid in app.stdout.split()]
     assert len(pids) == 1, app
     os.kill(pids[0], signal.SIGKILL)
