@@ -96,6 +96,18 @@ def _digits_of(value: int, width: int) -> list[int]:
 # ----------------------------------------------------------------------------- arithmetic skills
 
 
+def _one_operation_per_line(numbers: list[int], op: str) -> list[str]:
+    """The worked solution of a sum or difference of several terms: one operation per line, left to
+    right, each on the running result ("9 - 1 = 8", "8 - 2 = 6"). A 135M model cannot evaluate a
+    three-term expression in one go; written this way, every line is one two-term operation."""
+    lines, running = [], numbers[0]
+    for x in numbers[1:]:
+        after = running + x if op == "+" else running - x
+        lines.append(f"{running} {op} {x} = {after}")
+        running = after
+    return lines
+
+
 def _add_no_carry(rng: random.Random, digits: int, steps: int) -> Draft:
     terms = steps + 1
     columns: list[list[int]] = []
@@ -112,9 +124,8 @@ def _add_no_carry(rng: random.Random, digits: int, steps: int) -> Draft:
             budget -= extra
         columns.append(column)
     numbers = [sum(columns[c][t] * 10**c for c in range(digits)) for t in range(terms)]
-    total = sum(numbers)
     expr = " + ".join(map(str, numbers))
-    return Draft("", f"What is {expr}?", total, [f"{expr} = {total}"])
+    return Draft("", f"What is {expr}?", sum(numbers), _one_operation_per_line(numbers, "+"))
 
 
 def _add_carry(rng: random.Random, digits: int, steps: int) -> Draft:
@@ -123,13 +134,8 @@ def _add_carry(rng: random.Random, digits: int, steps: int) -> Draft:
         carries = any(sum(_digits_of(x, digits)[c] for x in numbers) >= 10 for c in range(digits))
         if carries:
             break
-    total = sum(numbers)
     expr = " + ".join(map(str, numbers))
-    lines, running = [], numbers[0]
-    for x in numbers[1:]:
-        lines.append(f"{running} + {x} = {running + x}")
-        running += x
-    return Draft("", f"What is {expr}?", total, lines)
+    return Draft("", f"What is {expr}?", sum(numbers), _one_operation_per_line(numbers, "+"))
 
 
 def _sub_no_borrow(rng: random.Random, digits: int, steps: int) -> Draft:
@@ -144,9 +150,9 @@ def _sub_no_borrow(rng: random.Random, digits: int, steps: int) -> Draft:
                 budget -= take
         if all(subtrahends):
             break
-    result = top - sum(subtrahends)
     expr = " - ".join(map(str, [top, *subtrahends]))
-    return Draft("", f"What is {expr}?", result, [f"{expr} = {result}"])
+    lines = _one_operation_per_line([top, *subtrahends], "-")
+    return Draft("", f"What is {expr}?", top - sum(subtrahends), lines)
 
 
 def _sub_borrow(rng: random.Random, digits: int, steps: int) -> Draft:
@@ -163,11 +169,8 @@ def _sub_borrow(rng: random.Random, digits: int, steps: int) -> Draft:
         if borrowed:
             break
     expr = " - ".join(map(str, [top, *subtrahends]))
-    lines, running = [], top
-    for s in subtrahends:
-        lines.append(f"{running} - {s} = {running - s}")
-        running -= s
-    return Draft("", f"What is {expr}?", running, lines)
+    lines = _one_operation_per_line([top, *subtrahends], "-")
+    return Draft("", f"What is {expr}?", top - sum(subtrahends), lines)
 
 
 def _multiplication(rng: random.Random, digits: int, steps: int) -> Draft:

