@@ -195,11 +195,12 @@ def test_as_of_round_is_exact_and_survives_resume(tmp_path: Path) -> None:
     # Each round's export is that round's curriculum history, not the memory as it is now.
     store = Store.for_run_dir(run_dir)
     history = store.curriculum_history(run_id_for(run_dir))
+    k = more.schedule.attempts_per_problem
     for round_index in range(4):
         rows = as_of(round_index, "round", ("curriculum",))["curriculum"]
         latest = {h.problem_id: h for h in history if h.round <= round_index}
         assert {r["id"]: r["in_curriculum"] for r in rows} == {p: h.in_curriculum for p, h in latest.items()}
-        assert all(r["attempts"] == 4 * (round_index + 1) for r in rows)
+        assert all(r["attempts"] == k * (round_index + 1) for r in rows)
     now = {p.problem_id: p.in_curriculum for p in store.problems(run_id_for(run_dir))}
     assert any(now[r["id"]] != r["in_curriculum"] for r in before["curriculum"])
 

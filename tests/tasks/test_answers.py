@@ -91,7 +91,10 @@ def test_huge_input_is_bounded() -> None:
     assert grade(text, "12").correct
     assert grade("{" * 100_000, "12").failure == "no answer found"
     assert grade("\\boxed{" * 20_000, "12").correct is False
-    assert time.perf_counter() - start < 2.0
+    # A guard against super-linear blow-ups (catastrophic regex backtracking takes minutes on
+    # 100k characters), not a speed measurement: a bound of 2 s failed at 2.4 s on a machine busy
+    # with a demo run, so the bound is wide.
+    assert time.perf_counter() - start < 30.0
 
 
 def test_many_numbers_take_the_last() -> None:
