@@ -200,3 +200,22 @@ def test_bad_params_are_clear_errors() -> None:
         generate("add_carry", [0.5], 0)
     with pytest.raises(ValueError, match="split"):
         generate("add_carry", [0.5, 0.5, 0.5], 0, split="test")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("skill", ["add_no_carry", "add_carry", "sub_no_borrow", "sub_borrow"])
+def test_sums_and_differences_are_solved_one_operation_per_line(skill: str) -> None:
+    # A 135M Solver learns from these solutions; a three-term expression evaluated in one line
+    # is what it could not learn (README: How the demo went from +12 to +26).
+    for seed in range(40):
+        p = generate(skill, [0.5, 0.99, 0.0], seed=seed)
+        terms = [int(t) for t in re.findall(r"\d+", p.question)]
+        *steps, final = p.solution.split("\n")
+        assert final == f"The answer is {p.answer}."
+        assert len(steps) == len(terms) - 1
+        running = terms[0]
+        for line, term in zip(steps, terms[1:], strict=True):
+            left, op, right, equals, result = line.split(" ")
+            assert (int(left), int(right), equals) == (running, term, "=")
+            running = running + term if op == "+" else running - term
+            assert int(result) == running
+        assert str(running) == p.answer
