@@ -165,9 +165,9 @@ def _points(value: float) -> str:
 
 
 def _spread(values: Sequence[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:5.1f}% ± {100 * sd:4.1f}"
+    """The mean, with the standard deviation when there are repeats (one seed has no spread)."""
+    mean = f"{100 * statistics.fmean(values):5.1f}%"
+    return f"{mean} ± {100 * statistics.stdev(values):4.1f}" if len(values) > 1 else mean
 
 
 def _ci(report: EvalReport) -> str:

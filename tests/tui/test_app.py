@@ -310,13 +310,16 @@ async def test_the_ui_of_coevo_run_asks_before_quitting_stops_the_run(tmp_path: 
             await _until(lambda: app.model.rounds.get(0) is not None, 60)
             assert "running" in screen_lines(app)[0]
             await pilot.press("q")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmQuit)
+            # Until the question is on screen: on a busy machine a key pressed before the modal
+            # is pushed goes to the main screen (a "y" there is nothing, and the run went on).
+            await _until(lambda: isinstance(app.screen, ConfirmQuit))
             assert f"coevo run --resume {run_dir} continues it" in _text(screen_lines(app)).replace("\n", "")
             await pilot.press("n")
-            assert not isinstance(app.screen, ConfirmQuit) and proc.poll() is None
+            await _until(lambda: not isinstance(app.screen, ConfirmQuit))
+            assert proc.poll() is None
             await pilot.press("q")
-            await pilot.pause()
+            await _until(lambda: isinstance(app.screen, ConfirmQuit))
+            assert proc.poll() is None, "the run ended before the test could stop it"
             await pilot.press("y")
         assert await asyncio.to_thread(proc.wait, 60) != 0  # stopped by the SIGINT, as Ctrl+C does
     finally:
