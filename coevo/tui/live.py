@@ -134,6 +134,10 @@ def run_with_tui(config: SocietyConfig, run_dir: Path, start: Start) -> RunOutco
         bus.listen(app)
         return await start(bus)
 
+    # Quitting the app mid-run stops the run with SIGINT. A process started with SIGINT ignored
+    # (inherited: a background job of a script, or a parent that ignores it) would run on after
+    # the user was told it stops, so the run takes SIGINT as Ctrl+C here whatever it inherited.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         outcome = asyncio.run(main())
     except KeyboardInterrupt:

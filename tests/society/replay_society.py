@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,9 @@ def main(run_dir: str, resume: bool, delay_s: float, model: str | None) -> None:
             await asyncio.sleep(0.3)  # a window between recording a training and serving it
             await super().load_adapter(name, path)
 
+    # SIGINT stops this run as Ctrl+C does (a test sends it), even when the test process that
+    # started it ignores SIGINT: an ignored signal is inherited across exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if resume:
         config = load_snapshot(Path(run_dir), [])
     else:
