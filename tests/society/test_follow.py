@@ -17,6 +17,7 @@ from coevo.society.session import run_id_for
 from tests.society.replay_society import spawn, wait_for
 
 
+@pytest.mark.slow
 def test_another_process_follows_a_running_society_before_its_round_commits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -310,8 +310,8 @@ async def test_the_ui_of_coevo_run_asks_before_quitting_stops_the_run(tmp_path: 
             await _until(lambda: app.model.rounds.get(0) is not None, 60)
             assert "running" in screen_lines(app)[0]
             await pilot.press("q")
-            # Until the question is on screen: on a busy machine a key pressed before the modal
-            # is pushed goes to the main screen (a "y" there is nothing, and the run went on).
+            # Until the question is on screen: a key pressed before the modal is pushed would go
+            # to the main screen.
             await _until(lambda: isinstance(app.screen, ConfirmQuit))
             assert f"coevo run --resume {run_dir} continues it" in _text(screen_lines(app)).replace("\n", "")
             await pilot.press("n")
