@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from coevo.society.logs import terminal_handler
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -124,9 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--determinism",
         action="store_true",
-        help="also run it twice with its seed on the replay engine (no model) and compare the transcripts",
+        help="also run it twice with its seed, each run in a process of its own with the trainers on, "
+        "and compare every record",
     )
     p.add_argument("--rounds", type=int, default=2, help="rounds of each --determinism run (default 2)")
+    p.add_argument(
+        "--engine",
+        choices=("replay", "transformers"),
+        default="replay",
+        help="what generates in the --determinism runs: the replay test double (no model needed to "
+        "generate; default) or the transformers engine on each engine's model",
+    )
 
     p = add(
         "roles",
@@ -262,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # weights are swapped in (fp32 checkpoint into bf16 parameters, as intended): errors only,
     # unless the user asks for more.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, handlers=[terminal_handler()])
     logging.getLogger("coevo").setLevel(logging.INFO)  # e.g. which engine `auto` picked
     handler: Handler = args.handler
     try:

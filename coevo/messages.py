@@ -96,6 +96,11 @@ class AttemptGraded(EventBase):
     reward: float
     # Why the attempt failed (empty, no answer found, hedged, timeout, ...); None when correct.
     failure: str | None = None
+    # False when the verifier could not judge the attempt (timeout, out of memory, grader error):
+    # then `correct` is False but means nothing, and the attempt is never a training label nor
+    # counted in an accuracy. `detail` says why.
+    graded: bool = True
+    detail: str | None = None
 
 
 class ProblemRefined(EventBase):
@@ -166,8 +171,11 @@ class ExamResult(EventBase):
     explanation_id: str
     problem_id: str
     exam_problem_ids: list[str]
+    # Graded exam answers (`total`) and the right ones among them; `ungraded` answers the verifier
+    # could not judge are in neither.
     correct: int
     total: int
+    ungraded: int = 0
     # The Student's extracted answers, exam problem by exam problem, try by try.
     answers: list[str | None] = Field(default_factory=list)
 
@@ -183,6 +191,9 @@ class ExplanationScored(EventBase):
     # 0.5 * correctness + 0.5 * LbT score (the LbT paper's M2 preference score).
     score: float
     students: int
+    # False when the verifier could not judge the rationale's answer or any exam answer: the
+    # score is then unknown, and the explanation is never a training label.
+    graded: bool = True
 
 
 class CoachReport(EventBase):
@@ -208,9 +219,12 @@ class RoundStarted(EventBase):
 
 class RoundFinished(EventBase):
     type: Literal["RoundFinished"] = "RoundFinished"
+    # Graded attempts and the correct ones; accuracy is over graded attempts. `ungraded` attempts
+    # (no verdict: the verifier timed out, ran out of memory or failed) are counted apart.
     attempts: int
     correct: int
     accuracy: float
+    ungraded: int = 0
     per_skill: dict[str, float] = Field(default_factory=dict)
     tokens: int = 0
     seconds: float = 0.0
@@ -344,11 +358,20 @@ def event_from_json(data: str | bytes) -> Event:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The graded result a message is about: successes over attempts (of one problem, one exam)."""
+    """The graded result a message is about: successes over graded attempts (of one problem, one
+    exam). Attempts the verifier could not judge are `ungraded`, in neither count."""
 
     attempts: int
     correct: int
+    ungraded: int = 0
 
     @property
     def success_rate(self) -> float:
         return self.correct / self.attempts if self.attempts else 0.0
+
+
+def accuracy_text(correct: int, graded: int, ungraded: int = 0) -> str:
+    """ "accuracy 40.0% (4/10)", with the answers the verifier could not judge beside it (never in
+    the accuracy): "accuracy 40.0% (4/10), 2 ungraded"."""
+    text = f"accuracy {correct / graded if graded else 0.0:.1%} ({correct}/{graded})"
+    return text + (f", {ungraded} ungraded" if ungraded else "")

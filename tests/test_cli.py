@@ -28,6 +28,11 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     (tmp / "empty.jsonl").write_text("")
     (tmp / "binary.jsonl").write_bytes(b"\xff\xfe\x00garbage\x80\x81")
     (tmp / "afile").write_text("x")
+    (tmp / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp / "exits.yaml").write_text("plugins: [exits.py]\n" + REPLAY_CONFIG)
+    (tmp / "deep.yaml").write_text("name: x\nagents: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp / "deep.jsonl").write_text('{"question": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "1"}\n')
+    (tmp / "long.jsonl").write_text('{"question": "' + "q" * 30_000 + '", "answer": "1"}\n')
     return [
         ("no command", []),
         ("unknown command", ["nope"]),
@@ -41,6 +46,12 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
             "check with a bad override",
             ["check", str(ROOT / "configs" / "demo.yaml"), "--set", "schedule.roundz=1"],
         ),
+        ("check a plugin that exits at import", ["check", str(tmp / "exits.yaml")]),
+        ("check a config nested 100,000 deep", ["check", str(tmp / "deep.yaml")]),
+        (
+            "check a prompt version the role lacks",
+            ["check", str(ROOT / "configs" / "demo.yaml"), "--set", "agents.solver.prompt_version=v9"],
+        ),
         ("roles with an unknown option", ["roles", "--bogus"]),
         ("run without a config", ["run"]),
         ("run a missing file", ["run", str(tmp / "missing.yaml")]),
@@ -52,6 +63,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("eval a missing dataset", ["eval", "--dataset", str(tmp / "missing.jsonl")]),
         ("eval an empty dataset", ["eval", "--dataset", str(tmp / "empty.jsonl")]),
         ("eval a binary file", ["eval", "--dataset", str(tmp / "binary.jsonl")]),
+        ("eval a dataset nested 100,000 deep", ["eval", "--dataset", str(tmp / "deep.jsonl")]),
+        ("eval a question too long", ["eval", "--dataset", str(tmp / "long.jsonl")]),
         ("eval bad levels", ["eval", "--levels", "digits=x"]),
         ("eval a missing run", ["eval", "--run", str(tmp / "nothing")]),
     ]

@@ -97,10 +97,15 @@ class LLMRole(Role):
         agent = self._agent(client, system, output_type)
         try:
             result = await agent.run(task=task)
-        except (ValidationError, ValueError) as exc:
-            # The structured output did not validate (or the agent refused the reply): keep the
-            # raw text the model wrote, and say why it could not be used.
+        except ValidationError as exc:
+            # The model's reply did not validate against the structure asked for (autogen parses it
+            # with the output type, whose name the error carries): keep the raw text, and say why it
+            # could not be used. Any other error (the engine, a tool, the agent's own setup, another
+            # model's validation) is not the model's output: it raises.
+            if output_type is None or exc.title != output_type.__name__:
+                raise
             usage = client.actual_usage()
+            log.debug("%s: the model's structured output did not validate: %s", self.name, exc)
             return Reply(client.last_text, None, usage.prompt_tokens, usage.completion_tokens, _short(exc))
         usage = client.total_usage()
         reply = result.messages[-1]

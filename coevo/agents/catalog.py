@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import coevo.agents.builtin  # noqa: F401  (registers the five built-in roles)
-from coevo.agents.registry import _REGISTRY, RoleRegistryError, import_plugin
+from coevo.agents.registry import _REGISTRY, RoleRegistryError, import_plugin, plugin_error
 from coevo.agents.role import RoleSpec
 from coevo.messages import MESSAGE_TYPES
 
@@ -28,12 +28,16 @@ def _ensure_loaded() -> None:
         return
     _loaded_entry_points = True
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # A broken plugin names itself instead of breaking coevo (or, raising SystemExit, ending
+        # it quietly); see plugin_error.
         try:
             loaded = entry.load()
-        except Exception as exc:  # a broken plugin names itself instead of breaking coevo
-            raise RoleRegistryError(f"cannot load role plugin {entry.name!r} ({entry.value}): {exc}") from exc
-        if callable(loaded) and not isinstance(loaded, type):
-            loaded()
+            if callable(loaded) and not isinstance(loaded, type):
+                loaded()
+        except (KeyboardInterrupt, RoleRegistryError):
+            raise
+        except BaseException as exc:
+            raise plugin_error(f"{entry.name!r} ({entry.value})", exc) from exc
 
 
 def role_names() -> list[str]:
@@ -83,11 +87,7 @@ def message_table() -> list[tuple[str, list[str], list[str]]]:
     """(message type, roles that send it, roles that accept it) for every message type."""
     rows = []
     for message in sorted(MESSAGE_TYPES):
-        senders = sorted({_label(s) for s in all_specs() if message in s.produces})
-        receivers = sorted({_label(s) for s in all_specs() if message in s.accepts})
+        senders = sorted({s.label for s in all_specs() if message in s.produces})
+        receivers = sorted({s.label for s in all_specs() if message in s.accepts})
         rows.append((message, senders, receivers))
     return rows
-
-
-def _label(spec: RoleSpec) -> str:
-    return f"{spec.name} ({spec.policy})" if spec.policy else spec.name

@@ -110,7 +110,10 @@ def parse_coach_report(text: str) -> CoachFields:
     if block is None:
         return CoachFields(parse_error="no JSON object in output")
     try:
-        data = json.loads(block)
+        # strict=False: raw control characters (a newline, a tab) inside strings are read. JSON
+        # forbids them, but vLLM's constrained decoding lets them into the schema's strings
+        # (tests/engines/test_vllm_engine.py), and the rest of such a report is sound.
+        data = json.loads(block, strict=False)
     except json.JSONDecodeError as exc:
         return CoachFields(parse_error=f"invalid JSON: {exc.msg}")
     if not isinstance(data, dict):
@@ -162,9 +165,11 @@ class CoachScores(BaseModel):
     student_questioning_and_reasoning: int = Field(ge=1, le=3)
 
 
-# Short, few items: the schema bounds them, so constrained decoding closes the JSON object well
-# inside the token budget instead of running into it mid-list.
-Note = Annotated[str, StringConstraints(max_length=240)]
+# Short, few items: the schema bounds them, so constrained decoding (compact JSON) closes the object
+# inside the token budget instead of running into it mid-list: 9 notes of at most 120 characters
+# (about 30 tokens each), 7 scores and the keys make about 400 tokens at most, inside the 512 that
+# configs/coach.yaml gives the Coach.
+Note = Annotated[str, StringConstraints(max_length=120)]
 Notes = Annotated[list[Note], Field(max_length=3)]
 
 
@@ -194,7 +199,7 @@ def transcript(messages: Sequence[Message]) -> str:
         elif isinstance(m, SolutionSubmitted):
             lines.append(f"{m.sender} (student) answers: {m.response.strip()[:500]}")
         elif isinstance(m, AttemptGraded):
-            verdict = "correct" if m.correct else f"incorrect ({m.failure})"
+            verdict = ("correct" if m.correct else f"incorrect ({m.failure})") if m.graded else "ungraded"
             lines.append(f"{m.sender} (teacher) grades {m.solver}'s attempt {m.attempt_index}: {verdict}")
         elif isinstance(m, ExplanationScored):
             lines.append(f"{m.sender} (teacher): the explanation's students scored {m.lbt_score:.0%}")
@@ -218,6 +223,7 @@ TRANSCRIPT_TYPES = (
     "structured report (instrument scores, highlights, missed opportunities, suggestions).",
     handles={t: {"CoachReport"} for t in TRANSCRIPT_TYPES},
     activation=dict.fromkeys(TRANSCRIPT_TYPES, "all"),
+    prompts=COACH_PROMPTS,
 )
 class Coach(LLMRole):
     async def handle(self, ctx: Context, inbox: Sequence[Message]) -> None:

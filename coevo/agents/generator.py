@@ -42,6 +42,9 @@ def generator_messages(question: str, failed_response: str, version: str = "v1")
     "proposes it; it counts only once a Teacher verifies its answer.",
     handles={"Demonstration": {"ProblemProposed"}},
     needs_reply={"Demonstration"},
+    # A proposal is reviewed on its own merits, whenever it comes.
+    holdable={"Demonstration"},
+    prompts=GENERATOR_PROMPTS,
 )
 class Generator(LLMRole):
     async def handle(self, ctx: Context, inbox: Sequence[Message]) -> None:

@@ -22,6 +22,12 @@ adds a role without editing coevo in either of two ways:
 
 A role may have variants chosen by an agent's `policy:` (the Teacher: `procedural` or `llm`);
 each variant is registered under the same role name with its own message table.
+
+The registry is process-wide, on purpose: a role is a class, and Python imports a module once per
+process, so a plugin's roles stay registered for the rest of the process (a later config in the
+same process — a test, the demo's repeats — sees them too, whether or not it names the plugin).
+Registering the same class again is a no-op; another class under a registered name is an error, so
+no config can silently replace a role another one uses. Nothing else mutates it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from coevo.agents.role import Activation, EngineUse, NoParams, Role, RoleSpec
+from coevo.agents.role import DEFAULT_PROMPT_VERSION, Activation, EngineUse, NoParams, Role, RoleSpec
 from coevo.messages import MESSAGE_TYPES
 
 
@@ -61,8 +67,16 @@ def register_role(
     engine: EngineUse = "required",
     params: type[BaseModel] = NoParams,
     policy: str | None = None,
+    outcomes: Iterable[str] = (),
+    holdable: Iterable[str] = (),
+    prompts: Iterable[str] = (DEFAULT_PROMPT_VERSION,),
 ) -> Callable[[R], R]:
-    """Class decorator: register a `Role` subclass under `name` (and `policy`, for a variant)."""
+    """Class decorator: register a `Role` subclass under `name` (and `policy`, for a variant).
+
+    `outcomes`: the types it emits with an `Outcome` (what `when:` conditions read); `holdable`:
+    the accepted types it can be handed as the opening of a later round's episode
+    (`deliver: next_round`); `prompts`: the prompt versions it has (the keys of its prompt table).
+    """
 
     def wrap(cls: R) -> R:
         spec = RoleSpec(
@@ -76,6 +90,9 @@ def register_role(
             engine=engine,
             params=params,
             policy=policy,
+            outcomes=frozenset(outcomes),
+            holdable=frozenset(holdable),
+            prompts=frozenset(prompts),
         )
         add_role(spec)
         cls.spec = spec
@@ -93,6 +110,12 @@ def add_role(spec: RoleSpec) -> None:
         )
     if not spec.needs_reply <= spec.accepts:
         raise RoleRegistryError(f"role {spec.name!r}: needs_reply must be among the types it handles")
+    if not spec.holdable <= spec.accepts:
+        raise RoleRegistryError(f"role {spec.name!r}: holdable must be among the types it handles")
+    if not spec.outcomes <= spec.produces:
+        raise RoleRegistryError(f"role {spec.name!r}: outcomes must be among the types it sends")
+    if not spec.prompts:
+        raise RoleRegistryError(f"role {spec.name!r}: prompts must name at least one prompt version")
     variants = _REGISTRY.setdefault(spec.name, {})
     if spec.policy in variants and variants[spec.policy].factory is not spec.factory:
         what = f"{spec.name!r}" + (f" (policy {spec.policy!r})" if spec.policy else "")
@@ -122,11 +145,22 @@ def import_plugin(plugin: str, base_dir: Path | None = None) -> Any:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
             del sys.modules[module_name]
-            raise RoleRegistryError(f"plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+            raise plugin_error(str(path), exc) from exc
         return module
     try:
         return importlib.import_module(plugin)
-    except Exception as exc:
-        raise RoleRegistryError(f"plugin {plugin!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise plugin_error(repr(plugin), exc) from exc
+
+
+def plugin_error(plugin: str, exc: BaseException) -> RoleRegistryError:
+    """What a plugin that fails to import is reported as. Anything it raises, SystemExit included
+    (a module that calls `sys.exit()` or `exit()` at import), is the plugin's error, never a reason
+    for `coevo check` or `coevo run` to exit quietly; only Ctrl+C (KeyboardInterrupt) goes through."""
+    return RoleRegistryError(f"plugin {plugin} failed to import: {type(exc).__name__}: {exc}")

@@ -26,14 +26,12 @@ from coevo.tasks.problem import Problem
 
 if TYPE_CHECKING:
     from coevo.engines.base import Engine
-    from coevo.tasks.answers import Grade
     from coevo.tasks.curriculum import CurriculumTeacher
+    from coevo.tasks.verifier import Grader
 
-
-class Grader(Protocol):
-    """The verifier: grades (response, reference answer, question) triples, bounded in time."""
-
-    async def grade_many(self, items: Sequence[tuple[str, str, str | None]]) -> list[Grade]: ...
+# The prompt version an agent gets without `prompt_version:` (the only one a role without prompt
+# tables of its own accepts).
+DEFAULT_PROMPT_VERSION = "v1"
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,10 @@ class AttemptData:
     finish_reason: str | None
     completion_tokens: int
     skills: tuple[str, ...] = ()
+    # False when the verifier could not judge it (see coevo.tasks.answers.UNGRADED_FAILURES);
+    # `detail` says why.
+    graded: bool = True
+    detail: str | None = None
 
 
 class Context(Protocol):
@@ -113,7 +115,7 @@ class RoleBuild:
     grader: Grader
     run_seed: int = 0
     sampling: SamplingParams = field(default_factory=SamplingParams)
-    prompt_version: str = "v1"
+    prompt_version: str = DEFAULT_PROMPT_VERSION
     # Attempts per problem (schedule.attempts_per_problem) and the curriculum's success band.
     attempts: int = 1
     success_band: tuple[float, float] = (0.0, 1.0)
@@ -190,6 +192,21 @@ class RoleSpec:
     engine: EngineUse = "required"
     params: type[BaseModel] = NoParams
     policy: str | None = None
+    # Types it sends with an `Outcome` (the graded attempts behind them): only an edge carrying one
+    # of these can have a `when` condition, since a condition on a message without one never holds.
+    outcomes: frozenset[str] = frozenset()
+    # Accepted types it can be handed as the first message of an episode of a later round
+    # (`deliver: next_round`): those whose handling, and the answers it sends, need nothing the
+    # sender keeps only for the round it sent them in (a Teacher scores an exam only in the round
+    # of the explanation it examines, so an ExamResult cannot wait).
+    holdable: frozenset[str] = frozenset()
+    # The `prompt_version`s an agent of this role may name: the keys of the prompt tables it reads.
+    prompts: frozenset[str] = frozenset({DEFAULT_PROMPT_VERSION})
+
+    @property
+    def label(self) -> str:
+        """How messages and docs name it: "solver", "teacher (procedural)"."""
+        return f"{self.name} ({self.policy})" if self.policy else self.name
 
     @property
     def accepts(self) -> frozenset[str]:

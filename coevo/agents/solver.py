@@ -33,6 +33,8 @@ class Sample:
     summary="Answers each problem with k sampled attempts (one engine request, n=k).",
     handles={"ProblemPosed": {"SolutionSubmitted"}, "ProblemRefined": {"SolutionSubmitted"}},
     needs_reply={"ProblemPosed", "ProblemRefined"},
+    holdable={"ProblemPosed", "ProblemRefined"},
+    prompts=SOLVER_PROMPTS,
 )
 class Solver(LLMRole):
     def __init__(self, build: RoleBuild) -> None:

@@ -18,6 +18,7 @@ from coevo.engines.base import ChatMessage, GenerationResult
 from coevo.messages import ExamItem, ExamResult, Explanation, Message, ProblemPosed
 from coevo.tasks.answers import Grade
 from coevo.tasks.problem import Problem
+from coevo.tasks.prompts import SOLVER_PROMPTS
 
 STUDENT_PROMPTS: dict[str, str] = {
     "v1": (
@@ -51,7 +52,11 @@ def exam_messages(
     "answers posed problems like a Solver.",
     handles={"Explanation": {"ExamResult"}, "ProblemPosed": {"SolutionSubmitted"}},
     needs_reply={"Explanation", "ProblemPosed"},
+    # An exam is scored by the Teacher that explained, in the round it explained: not holdable.
+    holdable={"ProblemPosed"},
     params=StudentParams,
+    # It answers posed problems with the Solver's prompts and exams with its own.
+    prompts=STUDENT_PROMPTS.keys() & SOLVER_PROMPTS.keys(),
 )
 class Student(Solver):
     def __init__(self, build: RoleBuild) -> None:
@@ -106,12 +111,14 @@ class Student(Solver):
         grades: list[Grade],
     ) -> None:
         answers: list[str | None] = []
-        correct = 0
+        correct = judged = 0
         graded = iter(grades)
         for (item, problem), result in zip(known, results, strict=True):
             for index, completion in enumerate(result.completions):
                 grade = next(graded)
-                correct += grade.correct
+                # An answer the verifier could not judge is in neither count of the exam.
+                judged += grade.graded
+                correct += grade.correct and grade.graded
                 answers.append(grade.extracted)
                 ctx.record_attempt(
                     AttemptData(
@@ -127,6 +134,8 @@ class Student(Solver):
                         finish_reason=completion.finish_reason,
                         completion_tokens=len(completion.token_ids),
                         skills=tuple(problem.skills),
+                        graded=grade.graded,
+                        detail=grade.detail,
                     )
                 )
         ctx.emit(
@@ -135,7 +144,8 @@ class Student(Solver):
                 problem_id=explanation.problem_id,
                 exam_problem_ids=[item.problem_id for item, _ in known],
                 correct=correct,
-                total=len(grades),
+                total=judged,
+                ungraded=len(grades) - judged,
                 answers=answers,
             ),
             reply_to=[explanation],

@@ -156,7 +156,7 @@ class TeacherBase(Role):
         # cannot change what a later one sees (the run stays deterministic for a seed).
         self._observations: list[_Pending] = []
         self._accepted: list[_Pending] = []
-        self._explained: dict[str, tuple[str, bool]] = {}
+        self._explained: dict[str, tuple[str, bool | None]] = {}
         self._scores: list[_Pending] = []
         self._figures: dict[str, float] = {}
 
@@ -224,13 +224,17 @@ class TeacherBase(Role):
             problem = problems[(solver, problem_id)]
             if problem is None:
                 continue  # not a problem of this run (another teacher's message): not ours to grade
-            correct = 0
+            correct = graded = 0
             failed: str | None = None
             for attempt in group:
                 grade = next(grades)
-                correct += grade.correct
-                if not grade.correct and failed is None:
-                    failed = attempt.response
+                # An attempt the verifier could not judge says nothing about the Solver: it counts
+                # neither way, and is never the failed attempt a refinement starts from.
+                if grade.graded:
+                    graded += 1
+                    correct += grade.correct
+                    if not grade.correct and failed is None:
+                        failed = attempt.response
                 ctx.emit(
                     AttemptGraded(
                         problem_id=problem_id,
@@ -240,6 +244,8 @@ class TeacherBase(Role):
                         correct=grade.correct,
                         reward=grade.reward,
                         failure=grade.failure,
+                        graded=grade.graded,
+                        detail=grade.detail,
                     ),
                     reply_to=[attempt],
                 )
@@ -257,9 +263,15 @@ class TeacherBase(Role):
                         finish_reason=attempt.finish_reason,
                         completion_tokens=attempt.usage.completion_tokens,
                         skills=tuple(problem.skills),
+                        graded=grade.graded,
+                        detail=grade.detail,
                     )
                 )
-            outcome = Outcome(attempts=len(group), correct=correct)
+            outcome = Outcome(attempts=graded, correct=correct, ungraded=len(group) - graded)
+            if graded == 0:
+                # Nothing was judged: no zone, no curriculum decision, no learning progress.
+                ctx.add_problem(problem)
+                continue
             success = outcome.success_rate
             low, high = self.success_band
             ctx.add_problem(problem, in_curriculum=low <= success <= high)
@@ -379,7 +391,8 @@ class TeacherBase(Role):
             [(answer or "", problem.answer, problem.question) for _, answer in written]
         )
         for (rationale, answer), grade in zip(written, grades, strict=True):
-            right = answer is not None and grade.correct
+            # None: the verifier could not judge the rationale's answer (its score is then unknown).
+            right = (answer is not None and grade.correct) if grade.graded else None
             message = ctx.emit(
                 Explanation(
                     problem_id=problem.id,
@@ -402,19 +415,27 @@ class TeacherBase(Role):
             problem_id, right = self._explained[explanation_id]
             total = sum(r.total for r in group)
             lbt = sum(r.correct for r in group) / total if total else 0.0
+            # A score needs both halves judged: the rationale's own answer and some exam answer.
+            graded = right is not None and total > 0
             ctx.emit(
                 ExplanationScored(
                     explanation_id=explanation_id,
                     problem_id=problem_id,
-                    correct=right,
+                    correct=bool(right),
                     lbt_score=lbt,
-                    score=0.5 * float(right) + 0.5 * lbt,
+                    score=0.5 * float(bool(right)) + 0.5 * lbt,
                     students=len(group),
+                    graded=graded,
                 ),
-                outcome=Outcome(attempts=total, correct=sum(r.correct for r in group)),
+                outcome=Outcome(
+                    attempts=total,
+                    correct=sum(r.correct for r in group),
+                    ungraded=sum(r.ungraded for r in group),
+                ),
                 reply_to=group,
             )
-            self._scores.append(_Pending((*ctx.order, explanation_id), lbt))
+            if graded:
+                self._scores.append(_Pending((*ctx.order, explanation_id), lbt))
 
     def take_reports(self, ctx: Context, reports: Sequence[CoachReport]) -> None:
         """Only an LLM Teacher uses the Coach (its registry entry says so)."""
@@ -456,6 +477,9 @@ _TEACHER_HANDLES: dict[str, set[str]] = {
     "ExamResult": {"ExplanationScored"},
 }
 _TEACHER_OPENS = {"ProblemPosed", "Explanation"}
+# Sent with the outcome of the attempts they are about (a refinement, a demonstration: the k graded
+# attempts at the problem; a score: the Students' exam answers), so `when:` can select them.
+_TEACHER_OUTCOMES = {"ProblemRefined", "Demonstration", "ExplanationScored"}
 
 
 @register_role(
@@ -468,6 +492,7 @@ _TEACHER_OPENS = {"ProblemPosed", "Explanation"}
     activation={"ExamResult": "all"},
     engine="none",
     params=ProceduralTeacherParams,
+    outcomes=_TEACHER_OUTCOMES,
 )
 class ProceduralTeacher(TeacherBase):
     def __init__(self, build: RoleBuild) -> None:
@@ -511,6 +536,8 @@ class ProceduralTeacher(TeacherBase):
     opens=_TEACHER_OPENS,
     activation={"ExamResult": "all", "CoachReport": "all"},
     params=LLMTeacherParams,
+    outcomes=_TEACHER_OUTCOMES,
+    prompts=TEACHER_PROMPTS,
 )
 class LLMTeacher(TeacherBase, LLMRole):
     def __init__(self, build: RoleBuild) -> None:

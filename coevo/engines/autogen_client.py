@@ -5,7 +5,10 @@ engine coevo uses, so its calls are batched with every other agent's by that eng
 
 - Structured output: `json_output=True` or a pydantic model type (what `AssistantAgent` passes
   for an `output_content_type`) becomes the request's JSON schema, which the vLLM and OpenAI
-  engines enforce by constrained decoding; the caller validates the reply either way.
+  engines enforce by constrained decoding; the caller validates the reply either way. Other
+  engines (transformers, test doubles) get the schema too but generate free text, so for them the
+  client's `model_info` says `structured_output` and `json_output` are False: the reply may not
+  follow the schema, and a caller that needs it to must not rely on the engine.
 - Tools: the engines serve plain chat, so tools are offered in text. Their JSON schemas are
   appended to the system message with the instruction to answer a call as
   `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; such a reply comes back as
@@ -46,6 +49,9 @@ from coevo.engines.base import ChatMessage, Engine, EngineError, GenerationReque
 # Without the engine's tokenizer at hand, token counts are estimated from text length.
 _CHARS_PER_TOKEN = 4
 _SAMPLING_FIELDS = {f.name for f in dataclasses.fields(SamplingParams)} - {"json_schema"}
+# Engine kinds that constrain decoding to a request's JSON schema (vLLM's structured outputs, an
+# OpenAI-compatible server's `response_format`): the only ones the client reports structured output for.
+CONSTRAINED_DECODING_KINDS = frozenset({"vllm", "openai"})
 _TOOL_CALL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.DOTALL)
 TOOLS_PROMPT = (
     "You can call these tools. To call one, reply with only "
@@ -141,11 +147,13 @@ class EngineChatCompletionClient(ChatCompletionClient):
         self.adapter = adapter
         self.params = params or SamplingParams()
         self.context_length = context_length
+        # Claimed only where the engine enforces the schema (see CONSTRAINED_DECODING_KINDS).
+        self.constrained = engine.kind in CONSTRAINED_DECODING_KINDS
         self._model_info: ModelInfo = {
             "vision": False,
             "function_calling": True,
-            "json_output": True,
-            "structured_output": True,
+            "json_output": self.constrained,
+            "structured_output": self.constrained,
             "family": family,
             "multiple_system_messages": True,
         }
@@ -244,7 +252,7 @@ class EngineChatCompletionClient(ChatCompletionClient):
 
     @property
     def capabilities(self) -> ModelCapabilities:
-        return {"vision": False, "function_calling": True, "json_output": True}
+        return {"vision": False, "function_calling": True, "json_output": self.constrained}
 
     @property
     def model_info(self) -> ModelInfo:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from coevo.engines.base import Completion, EngineError, GenerationRequest, GenerationResult
 
@@ -42,6 +43,16 @@ def _server_message(status: int, body: str) -> str:
     return f"HTTP {status}: {body.strip()[:500]}"
 
 
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`url` without its userinfo, and the (user, password) it held, if any."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
 class OpenAIEngine:
     """Chat completions against an OpenAI-compatible server, with retries and LoRA hot-loading."""
 
@@ -62,6 +73,9 @@ class OpenAIEngine:
         if max_retries < 0 or max_concurrency < 1:
             raise EngineError("max_retries must be >= 0 and max_concurrency >= 1")
         self.model = model
+        # Credentials in the URL (`http://user:password@host`) are sent as HTTP basic auth, as
+        # httpx would; the URL the engine keeps, and names in its messages, holds none.
+        base_url, self._basic_auth = _split_credentials(base_url)
         # Accept both "http://host:port" and the OpenAI-style "http://host:port/v1".
         root = base_url.rstrip("/")
         self.root_url = root[: -len("/v1")] if root.endswith("/v1") else root
@@ -192,6 +206,7 @@ class OpenAIEngine:
             self._loop = loop
             self._client = httpx.AsyncClient(
                 timeout=self.timeout_s,
+                auth=self._basic_auth,
                 headers={"Authorization": f"Bearer {self._api_key}"},
                 limits=httpx.Limits(max_connections=self.max_concurrency),
             )

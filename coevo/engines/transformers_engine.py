@@ -9,7 +9,17 @@ blocks and the model is only ever touched by one thread.
 Sampling is done per row by a logits processor (`_RowSampler`) while `generate` itself runs
 greedily: each row gets its own temperature, top-p, token budget, stop strings and its own
 seeded `torch.Generator`, so one `generate` call can serve requests with different sampling
-parameters, and a seeded request draws the same samples whatever its batch mates are.
+parameters, and a seeded request draws the same random numbers whatever its batch mates are. Its
+logits, though, are computed in a batch whose shape (how many rows, how much padding) depends on
+which requests arrived together, and a batch's shape changes them in their last bits: where two
+tokens are nearly tied, that decides the sample. For bit-exact repeats across runs, give
+`max_batch_size: 1` (one request per call, its n samples together), as `coevo check --determinism
+--engine transformers` does.
+
+There is no constrained decoding here: a request's `json_schema` (structured output) is not
+enforced, and the reply is whatever the model writes. The autogen client therefore reports neither
+structured nor JSON output for this engine (`coevo.engines.autogen_client`), and callers validate
+the reply (the Coach, for one, then reads it leniently and records why it did not validate).
 """
 
 from __future__ import annotations

@@ -28,11 +28,12 @@ warm, but generates ≈ 17% fewer tokens/s and its seeded samples were not repro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -76,6 +77,18 @@ def _import_async_llm() -> tuple[type[AsyncLLM], Any]:
     return AsyncLLM, AsyncEngineArgs
 
 
+def serving_mode(lora_serving: str) -> Literal["adapter", "merged"]:
+    """How `lora_serving` resolves on this machine ("auto": merged without CUDA, adapter with it);
+    `coevo check` asks it too, since only "adapter" serving limits an adapter's rank."""
+    if lora_serving == "auto":
+        return "adapter" if _cuda_available() else "merged"
+    if lora_serving == "adapter":
+        return "adapter"
+    if lora_serving == "merged":
+        return "merged"
+    raise EngineError(f"lora_serving must be auto, adapter or merged, not {lora_serving!r}")
+
+
 class VLLMEngine:
     """In-process vLLM. Construct once per process: the constructor blocks for start-up (tens
     of seconds on CPU) and starts vLLM's worker processes, which `close()` ends.
@@ -103,24 +116,35 @@ class VLLMEngine:
         async_llm_cls, engine_args_cls = _import_async_llm()
         path = resolve_model(model)
         cuda = _cuda_available()
-        if lora_serving not in ("auto", "adapter", "merged"):
-            raise EngineError(f"lora_serving must be auto, adapter or merged, not {lora_serving!r}")
-        self.lora_serving = ("adapter" if cuda else "merged") if lora_serving == "auto" else lora_serving
+        self.lora_serving = serving_mode(lora_serving)
         lora_args: dict[str, Any] = {}
         if self.lora_serving == "adapter":
             lora_args = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": max_loras}
-        if not cuda and not enforce_eager:
+        environment: dict[str, str] = {}
+        if not cuda and not enforce_eager and "VLLM_USE_AOT_COMPILE" not in os.environ:
             # The CPU backend compiles with plain Inductor, whose AOT artifact vLLM 0.32 cannot
             # load back ("'function' object has no attribute 'finalize_loading'"): each start
             # would compile again. Without the AOT path Inductor's own cache serves warm starts.
-            # The environment, because vLLM's worker processes read it; an explicit setting wins.
-            os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")
+            # vLLM reads this setting only from the environment (its engine process inherits it
+            # when it starts, and compiles then), so it is set while the engine starts, not for
+            # the rest of the caller's process; a user's own setting wins.
+            environment["VLLM_USE_AOT_COMPILE"] = "0"
         if not cuda:
             # vLLM's CPU backend crashes the engine ("CPU Generator does not use offset") when a
             # seeded request's partial-prefill token is discarded: it rewinds the per-request
             # generator by an offset only CUDA generators have. Without chunked prefill no
             # prefill is partial, so seeded sampling (reproducible attempts) stays safe.
             engine_kwargs.setdefault("enable_chunked_prefill", False)
+        # Structured output as compact JSON, no whitespace between the grammar's tokens (an engine
+        # setting in vLLM, not a request's): the schema bounds what a reply holds, and a small model
+        # left free to indent spends its token budget on whitespace and is cut off mid-object.
+        if "structured_outputs_config" not in engine_kwargs:
+            from vllm.config import StructuredOutputsConfig
+
+            # The option needs a named backend; xgrammar is the one "auto" picks for a JSON schema.
+            engine_kwargs["structured_outputs_config"] = StructuredOutputsConfig(
+                backend="xgrammar", disable_any_whitespace=True
+            )
         try:
             args = engine_args_cls(
                 model=path,
@@ -133,7 +157,8 @@ class VLLMEngine:
                 **lora_args,
                 **engine_kwargs,
             )
-            self._llm: AsyncLLM | None = async_llm_cls.from_engine_args(args)
+            with _environment(environment):
+                self._llm: AsyncLLM | None = async_llm_cls.from_engine_args(args)
         except TypeError as exc:  # an unknown engine option
             raise EngineError(f"invalid vLLM engine option: {exc}") from exc
         except Exception as exc:
@@ -364,7 +389,8 @@ def _sampling_params(params: SamplingParams) -> Any:
 
 
 def _structured(schema: dict[str, Any] | None) -> Any:
-    """vLLM's guided decoding for a JSON schema (structured output); None when none was asked."""
+    """vLLM's guided decoding for a JSON schema (structured output); None when none was asked.
+    Compact (the engine's `disable_any_whitespace`, set when it starts)."""
     if schema is None:
         return None
     from vllm.sampling_params import StructuredOutputsParams
@@ -383,3 +409,18 @@ def _completion(output: Any, want_logprobs: bool) -> Completion:
         finish_reason=output.finish_reason or "stop",
         logprobs=logprobs,
     )
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the block only (names unset before it are unset after)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

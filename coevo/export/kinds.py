@@ -307,7 +307,7 @@ def _lbt(ctx: KindContext) -> Iterator[Record]:
                 continue
             assert isinstance(event, ExplanationScored)
             explanation = pending.pop(event.explanation_id, None)
-            if explanation is None:
+            if explanation is None or not event.graded:  # a score nobody could judge is no label
                 continue
             info = view.infos.get(explanation.problem_id)
             question = info.question if info is not None else explanation.question

@@ -13,6 +13,7 @@ from coevo.memory.errors import StoreError
 from coevo.memory.store import DB_NAME, Store, sqlite_url
 from coevo.society.config import SocietyConfig, parse_structure, read_config_text
 from coevo.society.config_errors import ConfigError
+from coevo.society.secrets import SecretError
 from coevo.society.session import CONFIG_SNAPSHOT, memory_url, run_id_for
 
 
@@ -44,7 +45,13 @@ def open_run(run_dir: Path) -> OpenedRun:
         config = parse_structure(read_config_text(snapshot), str(snapshot))
     except ConfigError as exc:
         raise ExportError(f"cannot read the run's config snapshot: {exc}") from None
-    url = memory_url(config, run_dir)
+    try:
+        url = memory_url(config, run_dir)
+    except SecretError as exc:  # a literal password the snapshot masks, or an unset variable
+        raise ExportError(
+            f"cannot open the run's memory: {exc}; to export, make memory.url in {snapshot} read it "
+            "from the environment (${NAME})"
+        ) from None
     if url == sqlite_url(run_dir) and not (run_dir / DB_NAME).is_file():
         raise ExportError(f"{run_dir} has no memory database ({DB_NAME})")
     try:

@@ -89,10 +89,13 @@ class RoundBatch:
         failure: str | None = None,
         finish_reason: str | None = None,
         completion_tokens: int = 0,
+        graded: bool = True,
+        detail: str | None = None,
     ) -> None:
         history = self._history(problem_id)
-        history["attempts"] += 1
-        history["correct"] += int(correct)
+        if graded:  # an attempt nobody judged is stored, but counts neither way
+            history["attempts"] += 1
+            history["correct"] += int(correct)
         self.attempts.append(
             {
                 "run": self.run_id,
@@ -108,6 +111,8 @@ class RoundBatch:
                 "failure": failure,
                 "finish_reason": finish_reason,
                 "completion_tokens": completion_tokens,
+                "graded": graded,
+                "detail": detail,
             }
         )
 

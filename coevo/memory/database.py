@@ -50,8 +50,9 @@ def open_engine(url: str) -> Engine:
 def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///run/coevo.db)") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        # Not quoted: a URL that does not parse may still hold a password where it cannot be found.
+        raise StoreError("not a database URL (e.g. sqlite:///run/coevo.db or postgresql://host/db)") from exc
     # A plain postgresql:// means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed.
     if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg2") is None:
         parsed = parsed.set(drivername="postgresql+psycopg")

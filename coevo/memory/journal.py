@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterable
@@ -37,6 +38,8 @@ from coevo.memory.batch import event_row
 from coevo.memory.store import Store
 from coevo.memory.tables import Run
 from coevo.messages import Event
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
 # A heartbeat older than this means the process is gone (it beats every HEARTBEAT_S seconds).
@@ -158,10 +161,22 @@ class Heartbeat:
                 await self._task
 
     async def _beat(self) -> None:
+        failing: str | None = None  # the error of the last beat, None while beats succeed
         while True:
             await asyncio.sleep(self.every)
-            with contextlib.suppress(Exception):  # a busy database must not kill the run
+            try:
                 await asyncio.to_thread(self.store.heartbeat, self.run_id)
+            except Exception as exc:  # a busy database must not kill the run, but it is told
+                error = f"{type(exc).__name__}: {exc}"
+                if failing is None:
+                    log.warning("the run's heartbeat failed; it keeps trying", exc_info=True)
+                elif error != failing:
+                    log.warning("the run's heartbeat fails differently now: %s", error)
+                failing = error
+            else:
+                if failing is not None:
+                    log.warning("the run's heartbeat works again (it failed with %s)", failing)
+                failing = None
 
 
 def liveness(run: Run, now: datetime | None = None) -> str:

@@ -31,6 +31,7 @@ from coevo.memory.database import WRITE_OPTION, open_engine
 from coevo.memory.errors import StoreError
 from coevo.memory.tables import (
     RUN_STATUSES,
+    TABLES,
     AgentRecord,
     AttemptRecord,
     CurriculumHistory,
@@ -67,9 +68,11 @@ def sqlite_url(run_dir: Path) -> str:
 @dataclass(frozen=True)
 class RoundSummary:
     round: int
+    # Graded attempts and correct ones (accuracy over graded attempts), and the ungraded ones.
     attempts: int
     correct: int
     accuracy: float
+    ungraded: int = 0
 
 
 class Store:
@@ -498,20 +501,41 @@ class Store:
             return list(session.exec(query.order_by(col(SkillProfileRecord.skill))))
 
     def rounds_summary(self, run_id: str) -> list[RoundSummary]:
-        """Attempts, correct answers and accuracy of each round that has attempts, in order."""
-        correct = func.sum(case((col(AttemptRecord.correct), 1), else_=0))
+        """Graded attempts, correct answers, accuracy and ungraded attempts of each round that has
+        attempts, in order."""
+        graded = func.sum(case((col(AttemptRecord.graded), 1), else_=0))
+        correct = func.sum(case((col(AttemptRecord.graded) & col(AttemptRecord.correct), 1), else_=0))
         query = (
-            select(AttemptRecord.round, func.count(), correct)
+            select(AttemptRecord.round, func.count(), graded, correct)
             .where(AttemptRecord.run == run_id)
             .group_by(col(AttemptRecord.round))
             .order_by(col(AttemptRecord.round))
         )
         with self._read() as session:
             rows = session.exec(query).all()
-        return [
-            RoundSummary(round=r, attempts=n, correct=int(c or 0), accuracy=(int(c or 0) / n) if n else 0.0)
-            for r, n, c in rows
-        ]
+        summaries = []
+        for r, total, g, c in rows:
+            n, right = int(g or 0), int(c or 0)
+            summaries.append(
+                RoundSummary(
+                    round=r, attempts=n, correct=right, accuracy=right / n if n else 0.0, ungraded=total - n
+                )
+            )
+        return summaries
+
+    def dump(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the run in every table, column by column, each table in stored order
+        (by primary key): what two runs that did the same thing must agree on, but for ids, times
+        and paths (coevo.society.checker compares them)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self._read() as session:
+            for table in TABLES:
+                if table.name == "meta":
+                    continue
+                key = table.c.id if table.name == "runs" else table.c.run
+                query = table.select().where(key == run_id).order_by(*table.primary_key.columns)
+                out[table.name] = [dict(row._mapping) for row in session.execute(query)]
+        return out
 
     # --- streaming reads (export: bounded memory on runs of any size) ----------------------
     #
@@ -590,13 +614,15 @@ class Store:
         self, run_id: str, until_round: int | None = None
     ) -> list[tuple[str, int, str | None, int, int]]:
         """(problem id, round, policy version, attempts, correct attempts) per group of a run's
-        attempts, counted in the database."""
+        graded attempts, counted in the database (an attempt nobody judged counts neither way)."""
         # SQLAlchemy's own select: SQLModel's typed one takes at most four columns.
         from sqlalchemy import select as select_columns
 
         group = (col(AttemptRecord.problem_id), col(AttemptRecord.round), col(AttemptRecord.policy_version))
         correct = func.sum(case((col(AttemptRecord.correct), 1), else_=0))
-        query = select_columns(*group, func.count(), correct).where(col(AttemptRecord.run) == run_id)
+        query = select_columns(*group, func.count(), correct).where(
+            col(AttemptRecord.run) == run_id, col(AttemptRecord.graded)
+        )
         if until_round is not None:
             query = query.where(col(AttemptRecord.round) <= until_round)
         with self._read() as session:

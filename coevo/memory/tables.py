@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 from coevo.tasks.problem import Problem, Provenance
 
 # Bump whenever a table or column changes: a database of another version is refused, not migrated.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 RunStatus = Literal["running", "finished", "failed"]
 RUN_STATUSES: frozenset[str] = frozenset({"running", "finished", "failed"})
@@ -97,9 +97,14 @@ class MessageRecord(SQLModel, table=True):
         Index("ix_messages_run_round", "run", "round"),
         Index("ix_messages_run_event", "run", "event_id"),
         Index("ix_messages_run_type", "run", "type"),
+        # SQLite would otherwise hand the ids of deleted rows out again: after a resume deletes a
+        # killed round's provisional events, the round's new events would get ids a follower's
+        # cursor has already passed, and it would never see them.
+        {"sqlite_autoincrement": True},
     )
 
-    # Autoincrement id: the stored order of events, and the cursor readers follow a run with.
+    # Autoincrement id, never reused: the stored order of events, and the cursor readers follow a
+    # run with.
     id: int | None = Field(default=None, primary_key=True)
     run: str = Field(foreign_key="runs.id")
     # The event's own id (links between events use it).
@@ -181,6 +186,11 @@ class AttemptRecord(SQLModel, table=True):
     failure: str | None = None
     finish_reason: str | None = None
     completion_tokens: int = 0
+    # False when the verifier could not judge the attempt (its time or memory limit, a grader
+    # error): `correct` is then False but means nothing. Accuracies, curriculum counts, skill
+    # profiles and training rows read graded attempts only. `detail` is the cause.
+    graded: bool = True
+    detail: str | None = Field(default=None, sa_type=Text)
 
 
 class CurriculumHistory(SQLModel, table=True):
@@ -196,6 +206,7 @@ class CurriculumHistory(SQLModel, table=True):
     round: int
     problem_id: str
     in_curriculum: bool
+    # Graded attempts of the round, and the correct ones (ungraded attempts count in neither).
     attempts: int = 0
     correct: int = 0
 

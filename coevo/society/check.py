@@ -1,10 +1,12 @@
-"""`coevo check CONFIG [--set k=v ...] [--determinism]`: validate a society config and its role
-graph without running it.
+"""`coevo check CONFIG [--set k=v ...] [--determinism [--engine replay|transformers]]`: validate a
+society config and its role graph without running it.
 
 Prints the graph and a summary and exits 0, or prints every problem as `file:line: field: message`
-and exits 2. With `--determinism`, also runs the society twice with its seed on the replay engine
-(`coevo.society.checker.check_society`, no model needed) and exits 1 if the two transcripts differ:
-the society's own logic (what is posed, routed, graded, refined) must depend on the seed alone.
+and exits 2. With `--determinism`, also runs the society twice with its seed, each run a process of
+its own with the trainers on (`coevo.society.checker.check_society`), and exits 1 if any record of
+the two runs differs: on the replay engine (no model to generate; the trainers train the configured
+model), the society's own logic must depend on the seed alone; on the transformers engine, the
+whole run must.
 """
 
 from __future__ import annotations
@@ -50,16 +52,20 @@ def check_command(args: argparse.Namespace) -> int:
     print(summarize(config))
     print(f"{args.config}: ok")
     if getattr(args, "determinism", False):
-        from coevo.society.checker import NondeterminismError, check_society
+        from coevo.society.checker import CheckEngine, CheckRunError, NondeterminismError, check_society
 
+        engine: CheckEngine = getattr(args, "engine", "replay")  # argparse allows only those
         try:
-            events = asyncio.run(check_society(config, rounds=args.rounds))
+            events = asyncio.run(check_society(config, rounds=args.rounds, engine=engine))
         except NondeterminismError as exc:
             print(f"{args.config}: not deterministic: {exc}", file=sys.stderr)
             return 1
+        except CheckRunError as exc:
+            print(f"{args.config}: {exc}", file=sys.stderr)
+            return 1
         print(
-            f"{args.config}: deterministic (two seeded runs on the replay engine, "
-            f"{len(events)} identical events)"
+            f"{args.config}: deterministic (two seeded runs in separate processes on the {engine} "
+            f"engine, trainers on: {len(events)} identical events, every table identical)"
         )
     return 0
 

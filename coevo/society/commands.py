@@ -34,7 +34,7 @@ def run_command(args: argparse.Namespace, front: RunFront | None = None) -> int:
     from coevo.society.check import load_for_cli
     from coevo.society.config_errors import ConfigError
     from coevo.society.errors import RunError
-    from coevo.society.secrets import SecretError
+    from coevo.society.secrets import SecretError, redact
     from coevo.society.session import RunDirError, default_run_dir, load_snapshot
 
     try:
@@ -55,10 +55,11 @@ def run_command(args: argparse.Namespace, front: RunFront | None = None) -> int:
         print(exc, file=sys.stderr)
         return EXIT_INVALID
     except (RunDirError, EngineError, SecretError, StoreError) as exc:
-        print(f"coevo run: {exc}", file=sys.stderr)
+        # The config's secrets masked, whatever quoted them (a server echoing a key, a driver a URL).
+        print(f"coevo run: {redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except RunError as exc:
-        print(f"coevo run: {exc}", file=sys.stderr)
+        print(f"coevo run: {redact(str(exc))}", file=sys.stderr)
         return 1
 
 
@@ -112,6 +113,8 @@ async def _run_society(
 
 def _report(config: SocietyConfig, run_dir: Path, outcome: RunOutcome) -> None:
     """Each round's accuracy and throughput, once the run is over."""
+    from coevo.messages import accuracy_text
+
     if outcome.already_finished:
         print(
             f"run {outcome.run_id} already finished all {config.schedule.rounds} rounds; nothing to do "
@@ -120,7 +123,7 @@ def _report(config: SocietyConfig, run_dir: Path, outcome: RunOutcome) -> None:
         return
     for report in outcome.reports:
         print(
-            f"round {report.round}: accuracy {report.accuracy:.1%} ({report.correct}/{report.attempts}), "
+            f"round {report.round}: {accuracy_text(report.correct, report.attempts, report.ungraded)}, "
             f"{report.tokens / max(report.seconds, 1e-9):.0f} tok/s"
         )
     print(f"run {outcome.run_id} finished; results in {run_dir}")
@@ -168,6 +171,7 @@ def demo_command(args: argparse.Namespace) -> int:
     from coevo.society.demo import DEMO_CONFIG, STATIC_CONFIG
     from coevo.society.errors import RunError
     from coevo.society.loading import load_config
+    from coevo.society.secrets import redact
     from coevo.society.session import RunDirError
     from coevo.tasks.loaders import DatasetError, load_dataset_spec
 
@@ -187,10 +191,10 @@ def demo_command(args: argparse.Namespace) -> int:
         gsm8k = load_dataset_spec("gsm8k", "test", args.gsm8k) if args.gsm8k else []
         table = asyncio.run(_demo(config, static, seeds, run_root, gsm8k, args))
     except (EngineError, RunDirError, DatasetError) as exc:
-        print(f"coevo demo: {exc}", file=sys.stderr)
+        print(f"coevo demo: {redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except RunError as exc:
-        print(f"coevo demo: {exc}", file=sys.stderr)
+        print(f"coevo demo: {redact(str(exc))}", file=sys.stderr)
         return 1
     print(f"\nsolver: held-out accuracy before and after training ({run_root})", file=sys.stderr)
     print(table)

@@ -9,6 +9,7 @@ coevo.society.validate; coevo.society.loading runs both (`load_config`, `parse_c
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ from pydantic import (
 from typing_extensions import TypedDict, is_typeddict
 
 from coevo.society.config_errors import ConfigError, ConfigIssue, did_you_mean
+from coevo.society.secrets import redact, remember
 from coevo.society.yaml_lines import Line, LineMap, PathPart, load_yaml_with_lines
+from coevo.tasks.loaders import MAX_QUESTION_CHARS
 
 EngineKind = Literal["auto", "vllm", "transformers", "openai", "replay"]
 Activation = Literal["any", "all"]
@@ -79,7 +82,9 @@ class CurriculumConfig(_Strict):
 
 class LoraConfig(_Strict):
     r: int = Field(default=16, ge=1)
-    alpha: float = Field(default=32, gt=0)
+    # An integer: the trainers' settings (and PEFT's and vLLM's adapter configs) take lora_alpha as
+    # one, so 16.5 is refused here rather than quietly trained as 16.
+    alpha: int = Field(default=32, gt=0)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     # "all-linear" (PEFT's shorthand) or explicit module names.
     target_modules: str | list[str] = "all-linear"
@@ -99,7 +104,8 @@ class SamplingConfig(TypedDict, total=False):
 
 
 class ProblemSpec(_Strict):
-    question: str
+    # Bounded like a dataset's questions (coevo.tasks.loaders): each attempt sends it to a model.
+    question: Annotated[str, StringConstraints(max_length=MAX_QUESTION_CHARS)]
     answer: str | int | float
     solution: str | None = None
     skills: list[str] = Field(default_factory=list)
@@ -153,12 +159,18 @@ class EdgeConfig(_Strict):
     source: str
     target: str
     message: str  # a message type of coevo.messages.MESSAGE_TYPES
-    when: str | None = None  # a predicate name in coevo.society.predicates.PREDICATES
+    # A predicate name in coevo.society.predicates.PREDICATES; only on a type the source's role sends
+    # with an outcome (`outcomes` in the role registry), since a condition reads that outcome.
+    when: str | None = None
     # Turns the edge may carry per episode (a turn is one batch, e.g. the k attempts at a problem);
-    # null = unbounded, and every cycle needs at least one bounded edge.
+    # null = unbounded, and every cycle needs at least one bounded edge. Left out on a reply edge
+    # (the answer to work its source must answer: a Solver's attempts, a Student's exam), the
+    # checker sets it to as many turns as the source can be handed that work in an episode, so no
+    # answer is dropped (coevo.society.graph.reply_turns), and refuses a given value below that.
     max_turns: int | None = Field(default=1, ge=1)
     # "next_round": the message opens an episode of the next round instead of being handled now
-    # (Socratic-Zero's refined problems join the next round's curriculum).
+    # (Socratic-Zero's refined problems join the next round's curriculum); only a type the target's
+    # role can open an episode with (`holdable` in the role registry).
     deliver: Literal["now", "next_round"] = "now"
     # Fan-in of messages along this edge: "any" = handled as they arrive, "all" = the target waits
     # until the episode is otherwise quiet and handles everything that arrived together.
@@ -241,10 +253,20 @@ class SocietyConfig(_Strict):
 # --- the structural pass --------------------------------------------------------------------------
 
 
+# A society config is a page or two of YAML; a file this big is a mistake (or hostile), and is
+# refused before it is read.
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
 def read_config_text(path: str | Path) -> str:
-    """A config file's text; ConfigError (naming the file) when it cannot be read."""
+    """A config file's text; ConfigError (naming the file) when it cannot be read or is larger
+    than `MAX_CONFIG_BYTES`."""
     source = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            message = f"{size:,} bytes, over the {MAX_CONFIG_BYTES:,} a config may hold"
+            raise ConfigError(source, [ConfigIssue(path="", message=message)])
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(source, [ConfigIssue(path="", message="no such file")]) from None
@@ -257,6 +279,7 @@ def parse_structure(text: str, source_name: str = "<config>", overrides: Sequenc
     listing every structural problem. Cross-field checks are coevo.society.validate's."""
     data, lines = load_yaml_with_lines(text, source_name)
     data, issues = _apply_overrides({} if data is None else data, overrides, lines)
+    remember(data)  # from here on, no message this process prints shows the config's secrets
     try:
         config = SocietyConfig.model_validate(data)
     except ValidationError as exc:
@@ -300,7 +323,8 @@ def _pydantic_issues(exc: ValidationError, data: Any, lines: LineMap) -> list[Co
         elif error["type"] == "missing":
             message = "required field is missing"
         else:
-            message = error["msg"].removeprefix("Value error, ")
+            # A validator's message may quote the value it refused: a literal key, say.
+            message = redact(error["msg"].removeprefix("Value error, "))
         dotted = _dotted(path)
         if dotted in by_path:  # a union reports once per member: one issue, both reasons
             by_path[dotted] = replace(by_path[dotted], message=f"{by_path[dotted].message}, or {message}")
@@ -378,7 +402,9 @@ def _apply_overrides(data: Any, overrides: Sequence[str], lines: LineMap) -> tup
         key, sep, raw_value = text.partition("=")
         key = key.strip()
         if not sep or not key:
-            issues.append(ConfigIssue(path=key, line="--set", message=f"expected KEY=VALUE, got '{text}'"))
+            # Named by its leading key path only: the rest may be a value (`api_key:sk-...`).
+            path = re.split(r"[^\w.-]", text.strip(), maxsplit=1)[0]
+            issues.append(ConfigIssue(path=path, line="--set", message="expected KEY=VALUE"))
             continue
         try:
             value = yaml.safe_load(raw_value)

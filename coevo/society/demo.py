@@ -30,9 +30,10 @@ from pathlib import Path
 
 from coevo.engines.base import ChatMessage, Engine, SamplingParams
 from coevo.society.config import SocietyConfig
-from coevo.tasks.evaluate import EvalReport, evaluate
+from coevo.tasks.evaluate import EvalReport, PromptFn, evaluate
 from coevo.tasks.problem import Problem
 from coevo.tasks.prompts import solution_text, solver_messages
+from coevo.tasks.verifier import Grader
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEMO_CONFIG = CONFIGS / "demo.yaml"
@@ -66,7 +67,7 @@ def fewshot_examples(config: SocietyConfig, k: int, seed: int = 0) -> list[Probl
     return curriculum.sample(k, random.Random(seed))
 
 
-def fewshot_prompt(examples: Sequence[Problem]) -> object:
+def fewshot_prompt(examples: Sequence[Problem]) -> PromptFn:
     """The Solver's prompt with worked examples as earlier turns of the conversation."""
 
     def prompt(question: str) -> list[ChatMessage]:
@@ -93,59 +94,72 @@ async def run_demo(
 ) -> DemoResult:
     from coevo.society.evaluation import evaluate_policy
     from coevo.tasks.loaders import load_dataset_spec
+    from coevo.tasks.verifier import Verifier
 
-    solver = next(name for name, agent in config.agents.items() if agent.role == "solver")
-    engine_name = config.agents[solver].engine
-    assert engine_name is not None  # the config validator guarantees a Solver's engine
-    skills, levels = config.curriculum_space()
-    heldout = load_dataset_spec(
-        "procedural-heldout", "test", eval_limit, skills=skills, seed=0, levels=levels
-    )
-    greedy = SamplingParams(temperature=0.0, max_tokens=HELDOUT_MAX_TOKENS)
-    base = await evaluate(engine, heldout, params=greedy)
-    shots = None
-    if fewshot > 0:
-        prompt = fewshot_prompt(fewshot_examples(config, fewshot))
-        shots = await evaluate(engine, heldout, params=greedy, prompt=prompt)  # type: ignore[arg-type]
-    gsm8k_problems = list(gsm8k)
-    long = SamplingParams(temperature=0.0, max_tokens=GSM8K_MAX_TOKENS)
-    result = DemoResult(base=base, fewshot=shots)
-    if gsm8k_problems:
-        result.base_gsm8k = await evaluate(engine, gsm8k_problems, params=long)
-    for seed in seeds:
-        arms: dict[str, EvalReport] = {}
-        for arm, arm_config in (("adaptive", config), ("static", static_config)):
-            if arm_config is None:
-                continue
-            seeded = arm_config.model_copy(update={"seed": seed})
-            run_dir = (
-                run_root / f"{arm_config.name}-seed{seed}" if len(seeds) > 1 else run_root / arm_config.name
-            )
-            await _run(seeded, run_dir, {engine_name: engine})
-            _, arms[arm] = await evaluate_policy(
-                run_dir,
-                solver,
-                "latest",
+    # One verifier for the whole demo (its runs and evaluations), closed when it ends.
+    async with Verifier() as verifier:
+        solver = next(name for name, agent in config.agents.items() if agent.role == "solver")
+        engine_name = config.agents[solver].engine
+        assert engine_name is not None  # the config validator guarantees a Solver's engine
+        skills, levels = config.curriculum_space()
+        heldout = load_dataset_spec(
+            "procedural-heldout", "test", eval_limit, skills=skills, seed=0, levels=levels
+        )
+        greedy = SamplingParams(temperature=0.0, max_tokens=HELDOUT_MAX_TOKENS)
+        base = await evaluate(engine, heldout, params=greedy, verifier=verifier)
+        shots = None
+        if fewshot > 0:
+            prompt = fewshot_prompt(fewshot_examples(config, fewshot))
+            shots = await evaluate(
+                engine,
                 heldout,
-                "procedural-heldout",
-                engine=engine,
-                max_tokens=HELDOUT_MAX_TOKENS,
+                params=greedy,
+                prompt=prompt,
+                verifier=verifier,
             )
-            if arm == "adaptive" and gsm8k_problems:
-                _, arms["gsm8k"] = await evaluate_policy(
+        gsm8k_problems = list(gsm8k)
+        long = SamplingParams(temperature=0.0, max_tokens=GSM8K_MAX_TOKENS)
+        result = DemoResult(base=base, fewshot=shots)
+        if gsm8k_problems:
+            result.base_gsm8k = await evaluate(engine, gsm8k_problems, params=long, verifier=verifier)
+        for seed in seeds:
+            arms: dict[str, EvalReport] = {}
+            for arm, arm_config in (("adaptive", config), ("static", static_config)):
+                if arm_config is None:
+                    continue
+                seeded = arm_config.model_copy(update={"seed": seed})
+                run_dir = (
+                    run_root / f"{arm_config.name}-seed{seed}"
+                    if len(seeds) > 1
+                    else run_root / arm_config.name
+                )
+                await _run(seeded, run_dir, {engine_name: engine}, verifier)
+                _, arms[arm] = await evaluate_policy(
                     run_dir,
                     solver,
                     "latest",
-                    gsm8k_problems,
-                    "gsm8k",
+                    heldout,
+                    "procedural-heldout",
                     engine=engine,
-                    max_tokens=GSM8K_MAX_TOKENS,
+                    max_tokens=HELDOUT_MAX_TOKENS,
+                    verifier=verifier,
                 )
-        result.seeds.append(SeedResult(seed, arms["adaptive"], arms.get("static"), arms.get("gsm8k")))
-    return result
+                if arm == "adaptive" and gsm8k_problems:
+                    _, arms["gsm8k"] = await evaluate_policy(
+                        run_dir,
+                        solver,
+                        "latest",
+                        gsm8k_problems,
+                        "gsm8k",
+                        engine=engine,
+                        max_tokens=GSM8K_MAX_TOKENS,
+                        verifier=verifier,
+                    )
+            result.seeds.append(SeedResult(seed, arms["adaptive"], arms.get("static"), arms.get("gsm8k")))
+        return result
 
 
-async def _run(config: SocietyConfig, run_dir: Path, engines: dict[str, Engine]) -> None:
+async def _run(config: SocietyConfig, run_dir: Path, engines: dict[str, Engine], verifier: Grader) -> None:
     """One demo run with the plain progress display, starting over in its folder."""
     import sys
 
@@ -157,7 +171,9 @@ async def _run(config: SocietyConfig, run_dir: Path, engines: dict[str, Engine])
     bus = EventBus()
     with RunProgress(config.schedule.rounds) as progress:
         bus.listen(progress)
-        await run_society(config, run_dir, resume=False, force=True, engines=engines, bus=bus)
+        await run_society(
+            config, run_dir, resume=False, force=True, engines=engines, bus=bus, grader=verifier
+        )
 
 
 def _points(value: float) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from coevo.engines.base import EngineError, SamplingParams
 from coevo.memory.errors import StoreError
+from coevo.society.secrets import redact
 from coevo.tasks.evaluate import EvalReport, evaluate, format_report
 from coevo.tasks.loaders import DatasetError, load_dataset_spec
 from coevo.tasks.skills import check_levels
@@ -38,7 +39,7 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         title, report = asyncio.run(_evaluate(args))
     except (EngineError, DatasetError, ValueError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)  # a server may quote the run's key back
         return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

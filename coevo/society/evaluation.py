@@ -13,6 +13,7 @@ from coevo.society.session import load_snapshot, memory_url, run_id_for
 from coevo.society.training import adapter_name
 from coevo.tasks.evaluate import EvalReport, evaluate
 from coevo.tasks.problem import Problem
+from coevo.tasks.verifier import Grader
 
 
 class PolicyError(ValueError):
@@ -64,6 +65,7 @@ async def evaluate_policy(
     engine: Engine,
     max_tokens: int = 256,
     progress: bool = True,
+    verifier: Grader | None = None,
 ) -> tuple[str, EvalReport]:
     """Evaluate one policy of a run's agent with greedy decoding, and store the result."""
     config = load_snapshot(run_dir, [])
@@ -80,6 +82,7 @@ async def evaluate_policy(
         adapter=adapter,
         params=SamplingParams(temperature=0.0, max_tokens=max_tokens),
         progress=progress,
+        verifier=verifier,
     )
     store.record_eval(
         agent,

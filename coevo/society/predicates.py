@@ -2,7 +2,9 @@
 
 An edge with `when: learning_zone` delivers a message only when the predicate holds on the
 `Outcome` its sender attached (e.g. the k graded attempts behind a refinement). A message sent
-without an outcome passes only unconditional edges. The zones follow Socratic-Zero: success
+without an outcome passes only unconditional edges, so `coevo check` refuses a condition on a type
+its sender's role does not send with one (`outcomes` in the role registry, which the router also
+holds roles to). The zones follow Socratic-Zero: success
 rate 1 is mastered, 0 is too hard, anything between is the learning zone.
 """
 

@@ -26,6 +26,7 @@ from coevo.messages import (
     TrainingFinished,
     TrainingStarted,
     TrainingStep,
+    accuracy_text,
 )
 
 
@@ -46,6 +47,7 @@ class RunProgress:
         self.training: dict[str, TaskID] = {}
         self.attempts = 0
         self.correct = 0
+        self.ungraded = 0
         self.tokens = 0
         self.started = time.perf_counter()
 
@@ -64,8 +66,11 @@ class RunProgress:
             self.progress.reset(self.episodes, total=event.episodes, info="")
             self.progress.update(self.episodes, description=f"round {event.round}")
         elif isinstance(event, AttemptGraded):
-            self.attempts += 1
-            self.correct += event.correct
+            if event.graded:
+                self.attempts += 1
+                self.correct += event.correct
+            else:
+                self.ungraded += 1
             if event.attempt_index == 0:
                 self.progress.advance(self.episodes)
         elif isinstance(event, RoundFinished):
@@ -75,10 +80,11 @@ class RunProgress:
             self.progress.update(
                 self.rounds,
                 info=f"last acc {event.accuracy:.1%} | overall {self.correct / max(self.attempts, 1):.1%}"
-                f" | {rate:.0f} tok/s",
+                + (f" | {self.ungraded} ungraded" if self.ungraded else "")
+                + f" | {rate:.0f} tok/s",
             )
             self.console.log(
-                f"round {event.round}: accuracy {event.accuracy:.1%} ({event.correct}/{event.attempts}), "
+                f"round {event.round}: {accuracy_text(event.correct, event.attempts, event.ungraded)}, "
                 f"{event.tokens} tokens in {event.seconds:.1f}s"
             )
         elif isinstance(event, TrainingStarted):

@@ -28,13 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from coevo.agents.role import Activation, AttemptData, Grader, Role
+from coevo.agents.registry import RoleRegistryError
+from coevo.agents.role import Activation, AttemptData, Role
 from coevo.messages import Message, Outcome, derive_event_id
 from coevo.society.config import SocietyConfig
 from coevo.society.graph import agent_spec
 from coevo.society.predicates import holds
 from coevo.tasks.problem import Problem
 from coevo.tasks.procedural import derive_seed
+from coevo.tasks.verifier import Grader
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,14 @@ class AgentCall:
     def emit(
         self, message: Message, *, outcome: Outcome | None = None, reply_to: Sequence[Message] | None = None
     ) -> Message:
+        role = self.runtime.roles[self.agent]
+        if outcome is not None and message.type not in role.spec.outcomes:
+            # `coevo check` accepts `when:` only on the types a role's registry entry says it sends
+            # with an outcome; a role sending others with one would make the checker wrong.
+            raise RoleRegistryError(
+                f"role {role.spec.name!r} sent {message.type} with an outcome, but its registry entry "
+                f"does not list {message.type} in `outcomes`"
+            )
         seq = next(self._seq)
         message.in_reply_to = [m.id for m in (self.triggers if reply_to is None else reply_to)]
         # Numbered per (type, what it answers), not per activation: a handler that answers several

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coevo.agents.base import LLMRole
-from coevo.agents.role import AttemptData, Grader, Role, RoleBuild
+from coevo.agents.role import AttemptData, Role, RoleBuild
 from coevo.engines.base import Engine, SamplingParams
 from coevo.memory.journal import JournalWriter
 from coevo.memory.store import RoundBatch, Store
@@ -44,6 +44,7 @@ from coevo.society.training import TrainingService
 from coevo.tasks.problem import Problem
 from coevo.tasks.procedural import derive_seed
 from coevo.tasks.profiles import skill_profile
+from coevo.tasks.verifier import Grader
 
 # Run-state keys kept beside each round.
 DEFERRED_KEY = "deferred_messages"
@@ -52,12 +53,14 @@ DEFERRED_KEY = "deferred_messages"
 @dataclass
 class RoundReport:
     round: int
+    # Graded attempts and the correct ones; `ungraded` attempts got no verdict and count in neither.
     attempts: int
     correct: int
     tokens: int
     seconds: float
     per_skill: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    ungraded: int = 0
 
     @property
     def accuracy(self) -> float:
@@ -149,7 +152,9 @@ class SocietyRunner:
         self.bus = bus or EventBus()
         self.on_round = on_round
         self.journal = JournalWriter(store, run_id)
-        self.training = TrainingService(self.config, store, run_id, run_dir, self.journal, self.bus.publish)
+        self.training = TrainingService(
+            self.config, store, run_id, run_dir, self.journal, self.bus.publish, grader
+        )
         self.deferred: list[Deferred] = []
         self.entries = entry_agents(self.config)
 
@@ -246,6 +251,7 @@ class SocietyRunner:
             attempts=report.attempts,
             correct=report.correct,
             accuracy=report.accuracy,
+            ungraded=report.ungraded,
             per_skill=report.per_skill,
             tokens=report.tokens,
             seconds=round(report.seconds, 3),
@@ -279,14 +285,17 @@ class SocietyRunner:
                     failure=payload.failure,
                     finish_reason=payload.finish_reason,
                     completion_tokens=payload.completion_tokens,
+                    graded=payload.graded,
+                    detail=payload.detail,
                 )
         metrics: dict[str, float] = {}
         for name in sorted(self.society.roles):
             for key, value in self.society.roles[name].end_round(round_index).items():
                 metrics[f"{name}.{key}"] = value
-        for agent in sorted({a.agent for a in attempts}):
+        graded = [a for a in attempts if a.graded]  # skills and accuracy are judged on verdicts only
+        for agent in sorted({a.agent for a in graded}):
             profile = skill_profile(
-                {"skills": list(a.skills), "correct": a.correct} for a in attempts if a.agent == agent
+                {"skills": list(a.skills), "correct": a.correct} for a in graded if a.agent == agent
             )
             for skill, stats in sorted(profile.items()):
                 batch.add_skill_profile(
@@ -296,7 +305,7 @@ class SocietyRunner:
                     correct=stats.correct,
                     missing=stats.missing,
                 )
-        overall = skill_profile({"skills": list(a.skills), "correct": a.correct} for a in attempts)
+        overall = skill_profile({"skills": list(a.skills), "correct": a.correct} for a in graded)
         per_skill = {skill: stats.success_rate for skill, stats in sorted(overall.items())}
         for name, role in sorted(self.society.roles.items()):
             batch.set_state(f"agent:{name}", role.state_dict())
@@ -307,12 +316,13 @@ class SocietyRunner:
         )
         report = RoundReport(
             round=round_index,
-            attempts=len(attempts),
-            correct=sum(a.correct for a in attempts),
+            attempts=len(graded),
+            correct=sum(a.correct for a in graded),
             tokens=runtime.tokens,
             seconds=0.0,
             per_skill=per_skill,
             metrics=metrics,
+            ungraded=len(attempts) - len(graded),
         )
         return report, batch
 

@@ -11,30 +11,37 @@ A run folder carries a marker file (`.coevo-run`) written by coevo with the run'
   run's rows, so a forced run really starts over.
 
 `--resume` accepts only overrides that leave what a round does unchanged (more rounds, concurrency,
-periodic evaluation, engine options such as a server URL), and records them in the run; resuming
-a run that already finished all its rounds says so and changes nothing.
+periodic evaluation, the engine options that leave what is sampled unchanged, such as a server URL
+(RESUMABLE_ENGINE_OPTIONS), the memory URL), and records them in the run with their secrets masked
+(coevo.society.secrets); resuming a run that already finished all its rounds says so and changes
+nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from coevo.agents.role import Grader
 from coevo.engines.base import Engine
 from coevo.memory.journal import Heartbeat
 from coevo.memory.store import DB_NAME, Store, sqlite_url
 from coevo.society.bus import EventBus
-from coevo.society.config import SocietyConfig
+from coevo.society.config import SocietyConfig, parse_structure, read_config_text
 from coevo.society.loading import load_config
+from coevo.society.logs import LOG_NAME, run_log
 from coevo.society.runner import RoundReport, SocietyRunner, build_society
-from coevo.society.secrets import expand, mask
+from coevo.society.secrets import expand, mask, mask_override, mask_url
+from coevo.tasks.verifier import Grader
+
+log = logging.getLogger(__name__)
 
 CONFIG_SNAPSHOT = "config.yaml"
 MARKER = ".coevo-run"
@@ -47,6 +54,7 @@ CREATED = (
     f"{DB_NAME}-shm",
     f"{DB_NAME}-journal",
     "adapters",
+    LOG_NAME,
 )
 # Overrides a resume accepts: they change how or how long a run goes on, not what a round does.
 RESUMABLE = (
@@ -56,7 +64,27 @@ RESUMABLE = (
     "schedule.eval_problems",
     "schedule.eval_max_tokens",
     "engines.*.options",
+    # Where the run's memory is (the same database, or its password given again): a resume finds
+    # its run there or stops.
+    "memory.url",
 )
+# Of an engine's options (`engines.*.options` above), those a resume may change, per engine as its
+# kind resolves here: how the engine is reached and how much it holds at once, never what a round
+# samples. Every other option is refused: a seed, a dtype or device, max_model_len (what fits in a
+# prompt), enforce_eager (vLLM's eager mode samples differently), lora_serving (merged weights and
+# adapters differ in their last bits), return_token_ids (what is recorded of each sample), and any
+# of vLLM's own engine arguments.
+RESUMABLE_ENGINE_OPTIONS: dict[str, frozenset[str]] = {
+    # The server's address and key, and how patiently and how concurrently it is asked.
+    "openai": frozenset(
+        {"base_url", "api_key", "api_key_env", "max_retries", "backoff_s", "timeout_s", "max_concurrency"}
+    ),
+    # Its share of GPU memory and its adapter slots: how much is batched at once, like
+    # schedule.max_concurrency, not how a request is sampled.
+    "vllm": frozenset({"gpu_memory_utilization", "max_loras"}),
+    # Micro-batching: each sample row draws from its own seeded generator, whatever its batch mates.
+    "transformers": frozenset({"max_batch_size", "batch_window_ms"}),
+}
 RESUMES_KEY = "resume_overrides"
 
 
@@ -94,7 +122,8 @@ def memory_url(config: SocietyConfig, run_dir: Path) -> str:
 
 def write_snapshot(config: SocietyConfig, run_dir: Path) -> None:
     """The config as YAML, literal secrets masked (coevo.society.secrets)."""
-    snapshot = mask(config.model_dump(mode="json", exclude_none=True))
+    # Nulls are kept: some mean something (`max_turns: null` is an unbounded edge, not the default).
+    snapshot = mask(config.model_dump(mode="json"))
     (run_dir / CONFIG_SNAPSHOT).write_text(yaml.safe_dump(snapshot, sort_keys=False))
 
 
@@ -144,14 +173,40 @@ def load_snapshot(run_dir: Path, overrides: list[str]) -> SocietyConfig:
     path = run_dir / CONFIG_SNAPSHOT
     if not (run_dir / MARKER).exists() or not path.exists():
         raise RunDirError(f"{run_dir} holds no run to resume (no {MARKER} or {CONFIG_SNAPSHOT})")
-    refused = [o for o in overrides if not _resumable(o.partition("=")[0].strip())]
+    # Named with their values masked: a refused override may still hold a key.
+    refused = [mask_override(o) for o in overrides if not _resumable(o.partition("=")[0].strip())]
     if refused:
         raise RunDirError(
             f"--resume cannot apply {', '.join(refused)}: it would change what the run's rounds do, "
             f"so the resumed rounds would not continue the same run; it accepts: {', '.join(RESUMABLE)} "
             "(start a new run to change anything else)"
         )
-    return load_config(path, overrides)
+    config = load_config(path, overrides)
+    changed = _engine_option_changes(parse_structure(read_config_text(path), str(path)), config)
+    if changed:
+        allowed = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in RESUMABLE_ENGINE_OPTIONS.items())
+        raise RunDirError(
+            f"--resume cannot change {', '.join(changed)}: it would change what the engine samples, so "
+            "the resumed rounds would not continue the same run; a resume may change only these engine "
+            f"options: {allowed}"
+        )
+    return config
+
+
+def _engine_option_changes(before: SocietyConfig, after: SocietyConfig) -> list[str]:
+    """The engine options (as `engines.NAME.options.KEY`) that `after` adds, drops or changes and
+    that RESUMABLE_ENGINE_OPTIONS does not allow for the engine's kind."""
+    from coevo.engines.factory import resolve_kind_quietly
+
+    changed = []
+    for name, engine in after.engines.items():
+        old = before.engines[name].options if name in before.engines else {}
+        allowed = RESUMABLE_ENGINE_OPTIONS.get(resolve_kind_quietly(engine.kind), frozenset())
+        for key in sorted(old.keys() | engine.options.keys()):
+            differs = (key in old) != (key in engine.options) or old.get(key) != engine.options.get(key)
+            if differs and key not in allowed:
+                changed.append(f"engines.{name}.options.{key}")
+    return changed
 
 
 def _resumable(key: str) -> bool:
@@ -175,9 +230,9 @@ async def run_society(
     overrides: list[str] | None = None,
 ) -> RunOutcome:
     """Run (or resume) a society to its last round. `engines` replaces configured engines by name;
-    `grader` replaces the process's shared verifier;
+    `grader` replaces the verifier the run starts (and closes) for itself;
     `overrides` are the resume's `--set`s, recorded in the run."""
-    from coevo.tasks.verifier import default_verifier
+    from coevo.tasks.verifier import Verifier
 
     run_id = run_id_for(run_dir) if resume else prepare_run_dir(config, run_dir, force=force)
     store = Store(memory_url(config, run_dir))
@@ -185,7 +240,7 @@ async def run_society(
     if run is None:
         if resume:
             raise RunDirError(
-                f"{run_dir} holds no run {run_id} in its memory ({store.url}); nothing to resume"
+                f"{run_dir} holds no run {run_id} in its memory ({mask_url(store.url)}); nothing to resume"
             )
         store.create_run(
             run_id=run_id,
@@ -210,28 +265,36 @@ async def run_society(
             return RunOutcome(run_id, run_dir, [], already_finished=True)
         if overrides:
             history = store.get_state(run_id, RESUMES_KEY) or []
-            store.put_state(
-                run_id, RESUMES_KEY, [*history, {"after_round": last, "overrides": overrides}], last
-            )
+            # A literal key given again is used, not stored: only its mask is recorded.
+            recorded = {"after_round": last, "overrides": [mask_override(o) for o in overrides]}
+            store.put_state(run_id, RESUMES_KEY, [*history, recorded], last)
             write_snapshot(config, run_dir)
     bus = bus or EventBus()
-    store.set_status(run_id, "running")
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(Heartbeat(store, run_id))
-            # The process's verifier: its workers outlive a run, so runs in one process (tests, the
-            # demo's repeats) pay for starting them once.
-            verifier = grader if grader is not None else default_verifier()
-            society = build_society(config, verifier, engines)
-            try:
-                runner = SocietyRunner(society, store, run_id, run_dir, verifier, bus=bus)
-                start = await runner.restore()
-                reports = await runner.run(start)
-            finally:
-                await society.close()
-    except BaseException:
-        store.set_status(run_id, "failed")
-        bus.close()
-        raise
-    store.set_status(run_id, "finished")
+    with run_log(run_dir):
+        log.info("run %s %s in %s", run_id, "resumes" if resume else "starts", run_dir)
+        store.set_status(run_id, "running")
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(Heartbeat(store, run_id))
+                # The run owns its verifier's worker processes: they end with the run.
+                verifier = grader if grader is not None else await stack.enter_async_context(Verifier())
+                society = build_society(config, verifier, engines)
+                try:
+                    runner = SocietyRunner(society, store, run_id, run_dir, verifier, bus=bus)
+                    start = await runner.restore()
+                    reports = await runner.run(start)
+                finally:
+                    await society.close()
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            store.set_status(run_id, "failed")
+            bus.close()
+            log.warning("run %s stopped before its end; coevo run --resume %s continues it", run_id, run_dir)
+            raise
+        except BaseException as exc:
+            store.set_status(run_id, "failed")
+            bus.close()
+            log.error("run %s failed", run_id, exc_info=exc)
+            raise
+        store.set_status(run_id, "finished")
+        log.info("run %s finished", run_id)
     return RunOutcome(run_id=run_id, run_dir=run_dir, reports=reports)

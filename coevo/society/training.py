@@ -22,7 +22,9 @@ otherwise, so it never competes with vLLM for GPU memory; `device: auto` trains 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,13 @@ from coevo.messages import (
 )
 from coevo.society.config import SocietyConfig, TrainerConfig
 from coevo.society.errors import PolicyNotServedError, TrainingFailedError
+from coevo.society.secrets import redact
 from coevo.society.validate import lora_settings
-from coevo.trainers.common import TrainResult, reporting_steps
+from coevo.tasks.verifier import Grader
+from coevo.trainers.common import TrainResult, progress_bars_off, reporting_steps
 from coevo.trainers.datasets import RowRequest, Rows, training_rng
+
+log = logging.getLogger(__name__)
 
 # The handful of numbers worth showing per training run (all of them are stored).
 REPORTED_METRICS = {
@@ -75,8 +81,11 @@ class TrainingService:
         run_dir: Path,
         journal: JournalWriter,
         show: Callable[[Event], None],
+        grader: Grader,
     ) -> None:
         self.config = config
+        # The run's verifier, which periodic evaluation grades with.
+        self.grader = grader
         self.store = store
         self.run_id = run_id
         self.run_dir = run_dir
@@ -162,6 +171,9 @@ class TrainingService:
         rng = training_rng(self.config.seed, trainer.kind, round_index)
         window = range(max(0, round_index - trainer.every + 1), round_index + 1)
         error: str | None = None
+        # What made the training fail (kept so that the run's error is chained to it) in one line.
+        cause: BaseException | None = None
+        reason = ""
         rows: Rows = []
         settings: Any = None
         try:
@@ -171,7 +183,16 @@ class TrainingService:
             _, levels = self.config.curriculum_space()
             rows = kind.rows(RowRequest(store, run_id, trainer.agent, window, rng, levels), settings)
         except (ValidationError, ValueError) as exc:
-            error = f"bad trainer settings or data: {exc}"
+            # Redacted before it is stored or shown: pydantic quotes the input (`hub_token`, say).
+            cause, error = exc, redact(f"bad trainer settings or data: {exc}")
+            reason = error
+        log.info(
+            "training %s with %s after round %d on %d rows",
+            trainer.agent,
+            trainer.kind,
+            round_index,
+            len(rows),
+        )
         started = self._event(
             TrainingStarted(trainer=trainer.kind, agent=trainer.agent, examples=len(rows)), round_index, *key
         )
@@ -188,12 +209,23 @@ class TrainingService:
                 base_model = resolve_model(engine.model)
                 init = store.latest_policy(run_id, trainer.agent)
                 init_adapter = Path(init.adapter_path) if init and init.adapter_path else None
-                with reporting_steps(self._step_reporter(trainer, round_index)):
+                with reporting_steps(self._step_reporter(trainer, round_index)), progress_bars_off():
                     result = await asyncio.to_thread(
                         kind.train, settings, rows, base_model, init_adapter, scratch
                     )
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                # The whole traceback goes to the event (so the TUI and `coevo show` have it) and
+                # to the log; the run's own error is chained to the exception.
+                cause, reason = exc, redact(f"{type(exc).__name__}: {exc}")
+                error = redact("".join(traceback.format_exception(exc)).rstrip())
+        if error is not None:
+            log.error(
+                "training %s with %s after round %d failed",
+                trainer.agent,
+                trainer.kind,
+                round_index,
+                exc_info=cause,
+            )
         # The step events the training thread handed over are journaled before the training is
         # committed, so that its commit confirms them (a step left behind would stay provisional).
         await asyncio.sleep(0)
@@ -219,9 +251,11 @@ class TrainingService:
             self.show(failed)
             if self.config.on_training_error == "stop":
                 raise TrainingFailedError(
-                    f"training {trainer.agent} with {trainer.kind} after round {round_index} failed: {error} "
-                    "(set on_training_error: continue to keep the previous policy and go on)"
-                )
+                    f"training {trainer.agent} with {trainer.kind} after round {round_index} failed: "
+                    f"{reason} (the traceback is in {self.run_dir / 'coevo.log'}; set on_training_error: "
+                    "continue to keep the previous policy and go on)"
+                ) from cause
+            log.warning("keeping %s's previous policy (on_training_error: continue)", trainer.agent)
             return
         if final.exists():  # renamed by a run killed before it could record it
             shutil.rmtree(final)
@@ -262,6 +296,7 @@ class TrainingService:
             )
         for event in events:
             self.show(event)
+        log.info("%s now serves %s (%s)", trainer.agent, adapter, final)
 
     async def evaluate_due(self, round_index: int, roles: Mapping[str, LLMRole]) -> None:
         """Every `schedule.eval_every` rounds: each trainable agent's current policy, greedy, on
@@ -283,6 +318,7 @@ class TrainingService:
                 adapter=role.policy.adapter,
                 params=SamplingParams(temperature=0.0, max_tokens=schedule.eval_max_tokens),
                 progress=False,
+                verifier=self.grader,
             )
             per_skill = {skill: acc for skill, (_, acc) in report.per_skill.items()}
             self.store.record_eval(

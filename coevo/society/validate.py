@@ -31,6 +31,7 @@ from coevo.agents.role import RoleSpec
 from coevo.society.config import SocietyConfig
 from coevo.society.config_errors import ConfigIssue, did_you_mean, one_of
 from coevo.society.graph import GraphFlows, agent_spec, entry_agents, live_flows, validate_graph
+from coevo.society.secrets import redact
 
 PathPart = str | int
 
@@ -54,6 +55,10 @@ def _plugin_issues(config: SocietyConfig, base_dir: Path | None) -> list[ConfigI
     from coevo.society.sources import resolve_path
 
     issues = []
+    try:
+        load_plugins([])  # the roles of installed packages (entry points), which every config sees
+    except RoleRegistryError as exc:
+        issues.append(config.issue("plugins", message=str(exc)))
     for index, plugin in enumerate(config.plugins):
         resolved = resolve_path(plugin, base_dir) if plugin.endswith(".py") else plugin
         config.plugins[index] = resolved
@@ -88,6 +93,15 @@ def _agent_issues(config: SocietyConfig, base_dir: Path | None) -> list[ConfigIs
             )
             continue
         spec = role_spec(agent.role, agent.policy)
+        if agent.prompt_version not in spec.prompts:
+            issues.append(
+                config.issue(
+                    *at,
+                    "prompt_version",
+                    message=f"a {spec.label} has no prompt version '{agent.prompt_version}'"
+                    f"{one_of(agent.prompt_version, spec.prompts)}",
+                )
+            )
         issues += _engine_use(config, name, spec)
         issues += _model_fields(config, (*at, "params"), spec.params, agent.params)
         issues += _source_issues(config, name, spec, base_dir)
@@ -99,7 +113,7 @@ def _agent_issues(config: SocietyConfig, base_dir: Path | None) -> list[ConfigIs
 def _engine_use(config: SocietyConfig, name: str, spec: RoleSpec) -> list[ConfigIssue]:
     agent = config.agents[name]
     at = ("agents", name)
-    what = f"a {spec.name}" + (f" ({spec.policy})" if spec.policy else "")
+    what = f"a {spec.label}"
     issues = []
     if spec.engine == "none":
         if agent.engine is not None:
@@ -131,7 +145,73 @@ def _engine_use(config: SocietyConfig, name: str, spec: RoleSpec) -> list[Config
                 message=f"'{name}' is trainable but no trainer trains it; add one under trainers",
             )
         )
+    if agent.trainable and agent.engine in config.engines:
+        issues += _trainable_model_issues(config, name)
     return issues
+
+
+def _trainable_model_issues(config: SocietyConfig, name: str) -> list[ConfigIssue]:
+    """A trained agent's engine must serve weights on this disk: the trainer loads the base model
+    from them, and the engine then serves the adapter trained on exactly that model."""
+    from coevo.engines.builtin import is_builtin
+
+    agent = config.agents[name]
+    assert agent.engine is not None and agent.lora is not None
+    engine = config.engines[agent.engine]
+    at = ("engines", agent.engine)
+    issues = []
+    if not is_builtin(engine.model) and not (Path(engine.model) / "config.json").is_file():
+        issues.append(
+            config.issue(
+                *at,
+                "model",
+                message=f"'{name}' is trainable, but '{engine.model}' is not a model folder on this machine "
+                "(no config.json there): a served name or a hub id cannot be trained, since the trainer "
+                "loads the base weights from disk; give a local folder (e.g. `hf download ID --local-dir "
+                "DIR`, served by the engine from DIR too) or a builtin: model",
+            )
+        )
+    limit = _max_lora_rank(engine.kind, engine.options, agent.lora.r)
+    if limit is not None:
+        issues.append(
+            config.issue(
+                "agents",
+                name,
+                "lora",
+                "r",
+                message=f"rank {agent.lora.r} is above the max_lora_rank {limit} of engine "
+                f"'{agent.engine}' (vllm serving adapters): vLLM would refuse the adapter once it is "
+                f"trained; lower lora.r or set engines.{agent.engine}.options.max_lora_rank to at least "
+                f"{agent.lora.r}",
+            )
+        )
+    return issues
+
+
+def _max_lora_rank(kind: str, options: dict[str, Any], rank: int) -> int | None:
+    """The highest LoRA rank the engine can serve, where `rank` is above it; None where it is not,
+    or where nothing limits it (the transformers and openai engines as coevo configures them, and
+    vLLM serving merged weights)."""
+    import inspect
+
+    from coevo.engines.factory import resolve_kind_quietly
+
+    if resolve_kind_quietly(kind) != "vllm":
+        return None
+    from coevo.engines.base import EngineError
+    from coevo.engines.vllm_engine import VLLMEngine, serving_mode
+
+    defaults = inspect.signature(VLLMEngine.__init__).parameters
+    limit = options.get("max_lora_rank", defaults["max_lora_rank"].default)
+    if not isinstance(limit, int) or rank <= limit:
+        return None
+    # Asked only now: "auto" serving resolves by whether CUDA is there, which imports torch.
+    try:
+        if serving_mode(options.get("lora_serving", defaults["lora_serving"].default)) != "adapter":
+            return None
+    except EngineError:
+        return None  # a bad lora_serving is the engine's to report when it starts
+    return limit
 
 
 def _source_issues(
@@ -276,13 +356,16 @@ def _memory_issues(config: SocietyConfig) -> list[ConfigIssue]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from coevo.society.secrets import mask_url
+    from coevo.society.secrets import SecretError, expand, mask_url
 
     if config.memory.url is None:
         return []
     try:
-        make_url(config.memory.url)
-    except ArgumentError:
+        # As `coevo run` opens it: `${NAME}` expanded (an unset one is refused, as in engine options).
+        make_url(expand(config.memory.url, "memory.url"))
+    except SecretError as exc:
+        return [config.issue("memory", "url", message=str(exc).removeprefix("memory.url: "))]
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         shown = mask_url(config.memory.url)
         return [
             config.issue(
@@ -367,7 +450,7 @@ def lora_settings(config: SocietyConfig, agent: str) -> dict[str, Any]:
     lora = config.agents[agent].lora
     if lora is None:
         return {}
-    settings: dict[str, Any] = {"lora_r": lora.r, "lora_alpha": int(lora.alpha), "lora_dropout": lora.dropout}
+    settings: dict[str, Any] = {"lora_r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout}
     if lora.target_modules != "all-linear":
         modules = lora.target_modules
         settings["lora_target_modules"] = [modules] if isinstance(modules, str) else list(modules)
@@ -407,7 +490,8 @@ def _model_fields(
                 near = did_you_mean(field[-1], model.model_fields)
                 message = f"unknown setting '{field[-1]}'{near}; allowed: {allowed}"
             else:
-                message = error["msg"].removeprefix("Value error, ")
+                # A validator's message may quote the value it refused: a literal key, say.
+                message = redact(error["msg"].removeprefix("Value error, "))
             issues.append(config.issue(*at, *field, message=message))
         return issues
     return []

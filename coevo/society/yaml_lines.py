@@ -43,15 +43,22 @@ class LineMap:
 # Aliases let a small file expand into a huge (or endless) structure; a society config never needs
 # more than this many values, and an alias that contains itself is refused outright.
 MAX_VALUES = 100_000
+# Nor does it nest deeper than a few levels (`trainers: - args: {...}`); PyYAML builds nested
+# values recursively, so a file of 100,000 `[` would otherwise end in a RecursionError.
+MAX_DEPTH = 64
 
 
 class _TooBig(Exception):
     pass
 
 
+_TOO_DEEP = f"the YAML nests deeper than {MAX_DEPTH} levels"
+
+
 def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
     """Parse one YAML document; raise ConfigError with file:line:col on a syntax error, a duplicate
-    key, a recursive alias, or aliases that expand past `MAX_VALUES` values."""
+    key, a recursive alias, aliases that expand past `MAX_VALUES` values, or nesting deeper than
+    `MAX_DEPTH`."""
     loader = yaml.SafeLoader(text)
     lines = LineMap()
     issues: list[ConfigIssue] = []
@@ -60,7 +67,7 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
         if node is not None:
             lines.lines[()] = node.start_mark.line + 1
             try:
-                _record(node, (), _Walk(lines.lines, issues))
+                _record(node, (), _Walk(source, lines.lines, issues))
             except _TooBig:
                 raise ConfigError(
                     source,
@@ -83,6 +90,9 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
         raise ConfigError(source, [ConfigIssue(path="", line=line, column=column, message=message)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [ConfigIssue(path="", message=str(exc))]) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per level before `_record` can count them.
+        raise ConfigError(source, [ConfigIssue(path="", message=_TOO_DEEP)]) from None
     finally:
         loader.dispose()
     return data, lines
@@ -92,6 +102,7 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[Any, LineMap]:
 class _Walk:
     """What walking the node tree collects: lines by key path, issues, and the bounds' state."""
 
+    source: str
     lines: dict[KeyPath, int]
     issues: list[ConfigIssue]
     count: int = 0
@@ -102,6 +113,9 @@ def _record(node: yaml.Node, path: KeyPath, walk: _Walk) -> None:
     walk.count += 1
     if walk.count > MAX_VALUES:
         raise _TooBig
+    if len(path) > MAX_DEPTH:
+        line = node.start_mark.line + 1
+        raise ConfigError(walk.source, [ConfigIssue(path="", line=line, message=_TOO_DEEP)])
     if id(node) in walk.open_nodes:  # an alias inside the node it names
         walk.issues.append(
             ConfigIssue(

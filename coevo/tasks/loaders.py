@@ -9,7 +9,10 @@ anything else is a file path whose format is detected from its fields.
 
 Rows are validated as they are read: an empty dataset, an undecodable (binary) file, and a row whose
 question or answer is missing, null, NaN, empty or not a scalar are refused with a DatasetError that
-names the file and line ("data.jsonl:3: answer is null").
+names the file and line ("data.jsonl:3: answer is null"). So is input past the limits below, before
+it is parsed or sent to a model: a JSONL line is read at most `MAX_LINE_CHARS` at a time, its
+nesting measured before `json.loads` recurses into it, and a `.json` file's size checked before it
+is read.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ from coevo.tasks.answers import last_boxed
 from coevo.tasks.problem import Problem, Provenance
 
 NAMED_DATASETS = ("gsm8k", "mathdial")
+
+# Limits on a dataset (README, "Data"). A row is a flat object of a few short fields: a question of a
+# few thousand characters at most (competition problems), a worked solution of a few more.
+MAX_LINE_CHARS = 1_000_000  # one JSONL line (one row)
+MAX_QUESTION_CHARS = 20_000  # a question: every attempt sends it to a model, k times
+MAX_JSON_DEPTH = 32  # nesting of brackets in a row (json.loads recurses once per level)
+MAX_JSON_FILE_BYTES = 64 * 2**20  # a .json dataset, which is parsed whole (JSONL streams)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
 _CALCULATOR_RE = re.compile(r"<<[^>]*>>")
 
 Row = Mapping[str, Any]
@@ -51,6 +63,37 @@ def find_data_dir() -> Path | None:
     return None
 
 
+def _too_deep(text: str) -> int | None:
+    """Where `text`'s JSON nests deeper than `MAX_JSON_DEPTH` (an offset), or None. A scan of the
+    brackets outside strings, so a hostile row is refused before json.loads recurses into it."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return None  # the common case, at the speed of str.count
+    # Strings blanked to spaces of the same length, so offsets (and lines) stay where they were.
+    plain = _JSON_STRING.sub(lambda m: " " * len(m.group()), text)
+    depth = 0
+    for bracket in _BRACKET.finditer(plain):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return bracket.start()
+    return None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(index, line) for each line of a text file, refusing one longer than `MAX_LINE_CHARS`
+    without ever holding more than that of it."""
+    with path.open(encoding="utf-8") as handle:
+        for index in itertools.count():
+            line = handle.readline(MAX_LINE_CHARS + 1)
+            if not line:
+                return
+            if len(line.rstrip("\r\n")) > MAX_LINE_CHARS:
+                raise DatasetError(
+                    f"{path}:{index + 1}: the line is longer than {MAX_LINE_CHARS:,} characters "
+                    "(the limit for one row)"
+                )
+            yield index, line
+
+
 def _rows(path: Path) -> Iterator[tuple[int, str, Row]]:
     """(index, location, row) for each row; the location ("data.jsonl:3", "data.json item 2") is
     what errors about the row name."""
@@ -59,8 +102,19 @@ def _rows(path: Path) -> Iterator[tuple[int, str, Row]]:
     count = 0
     try:
         if path.suffix == ".json":
+            size = path.stat().st_size
+            if size > MAX_JSON_FILE_BYTES:
+                raise DatasetError(
+                    f"{path}: {size:,} bytes, over the {MAX_JSON_FILE_BYTES:,} a .json dataset may hold "
+                    "(it is parsed whole); write it as JSONL, one row a line"
+                )
+            text = path.read_text(encoding="utf-8")
+            deep = _too_deep(text)
+            if deep is not None:
+                where = text.count("\n", 0, deep) + 1
+                raise DatasetError(f"{path}:{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                data = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(data, list):
@@ -71,18 +125,19 @@ def _rows(path: Path) -> Iterator[tuple[int, str, Row]]:
                 count += 1
                 yield index, f"{path} item {index}", row
         else:
-            with path.open(encoding="utf-8") as handle:
-                for index, line in enumerate(handle):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise DatasetError(f"{path}:{index + 1}: not valid JSON ({exc.msg})") from None
-                    if not isinstance(row, dict):
-                        raise DatasetError(f"{path}:{index + 1}: each line must be a JSON object")
-                    count += 1
-                    yield index, f"{path}:{index + 1}", row
+            for index, line in _lines(path):
+                if not line.strip():
+                    continue
+                if _too_deep(line) is not None:
+                    raise DatasetError(f"{path}:{index + 1}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{path}:{index + 1}: not valid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise DatasetError(f"{path}:{index + 1}: each line must be a JSON object")
+                count += 1
+                yield index, f"{path}:{index + 1}", row
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not UTF-8 text ({exc.reason}): a binary file?") from None
     if count == 0:
@@ -110,6 +165,17 @@ def _field(row: Row, name: str, where: str) -> str:
     return text
 
 
+def _question(row: Row, name: str, where: str) -> str:
+    """A row's question (`_field`), refused past `MAX_QUESTION_CHARS`: every attempt at it sends it
+    to a model."""
+    text = _field(row, name, where)
+    if len(text) > MAX_QUESTION_CHARS:
+        raise DatasetError(
+            f"{where}: {name} is {len(text):,} characters, over the limit of {MAX_QUESTION_CHARS:,}"
+        )
+    return text
+
+
 def _problem(
     question: str, answer: str, dataset: str, row: int, solution: str | None = None, **extra: Any
 ) -> Problem:
@@ -131,7 +197,7 @@ def _take(problems: Iterable[Problem], limit: int | None) -> list[Problem]:
 def gsm8k_problem(row: Row, index: int, dataset: str = "gsm8k", where: str = "gsm8k") -> Problem:
     """Reference = the text after `####`, commas removed; solution = the worked text without the
     calculator annotations `<<...>>`. `where` names the row in errors."""
-    question, text = _field(row, "question", where), _field(row, "answer", where)
+    question, text = _question(row, "question", where), _field(row, "answer", where)
     if "####" not in text:
         raise DatasetError(f"{where}: the answer has no '#### N' final line")
     worked, final = text.rsplit("####", 1)
@@ -149,7 +215,7 @@ def load_gsm8k(path: str | Path, limit: int | None = None) -> list[Problem]:
 def math_problem(row: Row, index: int, dataset: str = "math", where: str = "math") -> Problem:
     """`problem` plus `answer`, or the last `\\boxed{}` of `solution`; `type`/`level` become the
     skill and difficulty when present. `where` names the row in errors."""
-    question = _field(row, "problem", where)
+    question = _question(row, "problem", where)
     solution = None if row.get("solution") is None else str(row["solution"])
     answer = _field(row, "answer", where).strip() if "answer" in row else None
     if answer is None and solution is not None:
@@ -191,7 +257,7 @@ def load_jsonl(
         answer = answer_parser(raw) if answer_parser else raw.strip()
         skills = row.get(skills_field) if skills_field else None
         return _problem(
-            _field(row, question_field, where),
+            _question(row, question_field, where),
             answer,
             name,
             index,
@@ -251,10 +317,14 @@ def _detect_row(
     if "ground_truth" in row and answer_field not in row:
         ground_truth = _field(row, "ground_truth", where)
         return _problem(
-            _field(row, question_field, where), _mathdial_answer(ground_truth), dataset, index, ground_truth
+            _question(row, question_field, where),
+            _mathdial_answer(ground_truth),
+            dataset,
+            index,
+            ground_truth,
         )
     return _problem(
-        _field(row, question_field, where), _field(row, answer_field, where).strip(), dataset, index
+        _question(row, question_field, where), _field(row, answer_field, where).strip(), dataset, index
     )
 
 

@@ -4,8 +4,12 @@ stall or crash the caller (a round of a society, an evaluation).
 Every grade runs in a worker process started with multiprocessing's "spawn" context (never fork:
 the parent has threads, and vLLM). Each worker runs with an address-space limit (RLIMIT_AS,
 `memory_mb`) and every grade with a wall-clock limit (`timeout_s`): a worker that stalls is killed
-and replaced, and its grade becomes `Grade(failure="timeout")`; one that runs out of memory or dies
-gives `Grade(failure="grader error")`. The caller always gets one Grade per item.
+and replaced, and its grade becomes `Grade(failure="timeout")`; a grade that runs out of memory is
+`"out of memory"`, and one whose grader raises, or whose worker dies, is `"grader error"`. None of
+these is a verdict (`Grade.graded` is False): each carries its cause in `Grade.detail` (the
+grader's traceback, the limit it passed, the worker's exit code) and is logged with it, so that
+the caller can keep the attempt out of accuracies and training labels. The caller always gets one
+Grade per item.
 
 Items travel to a worker in batches (one message per batch keeps IPC small) and grades come back one
 by one as they finish, so the time limit applies to each grade, and when a worker stalls, the item
@@ -22,9 +26,9 @@ flight (a grade still waiting for a worker then raises VerifierError); a later g
 script that grades must keep its top-level code under `if __name__ == "__main__":` (as with vLLM).
 POSIX only (RLIMIT_AS, and the event loop watches the workers' pipes).
 
-`default_verifier()` is the process-wide shared instance, for callers that do not manage their
-own: `await default_verifier().grade_many(items)`. Its workers are daemon processes, so they end
-with the process even if nobody closes it.
+Whoever creates a Verifier owns its workers and closes it (`async with Verifier() as v:`); a run
+and an evaluation each start their own. The workers are daemon processes, so they also end with
+the process.
 
 The cheap checks of `coevo.tasks.answers` (response length, power towers, huge exponents, ...)
 keep normal grades far below the time limit; the limit is the last line of defence.
@@ -33,17 +37,21 @@ keep normal grades far below the time limit; the limit is the last line of defen
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import multiprocessing
 import resource
 import signal
+import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from coevo.tasks.answers import MAX_QUESTION_CHARS, Grade, failed, grade, precheck
+
+log = logging.getLogger(__name__)
 
 Item = tuple[str, str, str | None]
 GradeFn = Callable[[str, str, str | None], Grade]
@@ -59,6 +67,13 @@ _READY = "ready"
 _DEAD = object()
 # Graded once in each new worker, so the first real grade does not pay for lazy imports.
 _WARMUP: Item = ("so \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}", None)
+
+
+class Grader(Protocol):
+    """What grades attempts: a Verifier, or a test's stand-in. One Grade per (response, reference
+    answer, question) item, in order."""
+
+    async def grade_many(self, items: Sequence[Item]) -> list[Grade]: ...
 
 
 class VerifierError(RuntimeError):
@@ -84,9 +99,9 @@ def _serve(conn: Connection, memory_mb: int, grader: GradeFn) -> None:
             try:
                 result = grader(*item)
             except MemoryError:  # over RLIMIT_AS: the allocation failed, and its memory is freed
-                result = failed("grader error")
-            except Exception:  # a grading bug fails its item, not the worker
-                result = failed("grader error")
+                result = failed("out of memory", detail=f"the grade passed the {memory_mb} MiB limit")
+            except Exception:  # a grading bug leaves its item ungraded, not the worker dead
+                result = failed("grader error", detail=traceback.format_exc(limit=8))
             conn.send(result)
 
 
@@ -121,15 +136,28 @@ class _Worker:
             self.stop()
             raise VerifierError(f"a grading worker did not start ({failure or received})")
 
-    async def run(self, items: Sequence[Item], timeout_s: float) -> tuple[list[Grade], str | None]:
-        """Grade items in order: the grades received, and why the next item got none ("timeout",
-        "grader error"), or None when all were graded."""
+    async def run(self, items: Sequence[Item], timeout_s: float) -> tuple[list[Grade], Grade | None]:
+        """Grade items in order: the grades received, and the ungraded Grade of the next item when
+        the worker stalled or died on it (None when all were graded)."""
         assert self.conn is not None
         try:
             await asyncio.to_thread(self.conn.send, list(items))
         except (OSError, ValueError):  # the worker died since its last batch
-            return [], "grader error"
-        return await self._receive(len(items), timeout_s)
+            return [], failed("grader error", detail=f"the grading process died ({self._exit()})")
+        received, failure = await self._receive(len(items), timeout_s)
+        if failure == "timeout":
+            return received, failed("timeout", detail=f"the grade ran past its {timeout_s:g} s limit")
+        if failure is not None:
+            return received, failed("grader error", detail=f"the grading process died ({self._exit()})")
+        return received, None
+
+    def _exit(self) -> str:
+        if self.process is not None:
+            self.process.join(timeout=0.5)  # its pipe closed: it is exiting, if not yet reaped
+        code = None if self.process is None else self.process.exitcode
+        if code is None:
+            return "no exit code yet"
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
     async def _receive(self, count: int, timeout_s: float) -> tuple[list[Any], str | None]:
         """Up to `count` messages, each within timeout_s of the previous one (of the call, for the
@@ -224,7 +252,9 @@ class Verifier:
             try:
                 grades, failure = await worker.run(pending, self.timeout_s)
                 if failure is not None:
-                    worker.stop()  # stalled or dead: the next use starts a fresh process
+                    # Stalled or dead: the exit code is read before the kill, and the next use starts
+                    # a fresh process.
+                    worker.stop()
             except BaseException:  # cancelled mid-batch: its pipe may still carry our results
                 worker.stop()
                 raise
@@ -232,7 +262,15 @@ class Verifier:
                 self._pool().put_nowait(worker)
             results += grades
             if failure is not None:
-                results.append(failed(failure))  # the item it was grading; the rest go on
+                results.append(failure)  # the item it was grading; the rest go on
+        for (response, _, _), result in zip(items, results, strict=True):
+            if not result.graded:
+                log.warning(
+                    "an attempt is ungraded (%s): %s; response starts %r",
+                    result.failure,
+                    result.detail,
+                    response[:80],
+                )
         return results
 
     def _pool(self) -> asyncio.Queue[_Worker]:
@@ -280,14 +318,3 @@ class Verifier:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-_shared: Verifier | None = None
-
-
-def default_verifier() -> Verifier:
-    """The process-wide shared Verifier (default workers and limits), created on first call."""
-    global _shared
-    if _shared is None:
-        _shared = Verifier()
-    return _shared

@@ -72,9 +72,10 @@ class Selection:
         return found
 
     def attempts(self, store: Store, run_id: str, agent: str | None = None) -> Iterator[AttemptRecord]:
-        """The run's attempts (by `agent`, if given) the selection keeps, in stored order."""
+        """The run's graded attempts (by `agent`, if given) the selection keeps, in stored order.
+        An attempt the verifier could not judge is never read: it is no label, either way."""
         for batch in store.iter_attempts(run_id, agent=agent, until_round=self.as_of_round):
-            yield from (a for a in batch if self.keeps_attempt(a))
+            yield from (a for a in batch if a.graded and self.keeps_attempt(a))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 
+from coevo.society.secrets import mask_url
 from coevo.tui.source import TargetError, open_target
 
 EXIT_INVALID = 2
@@ -58,7 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "coevo.cli", "watch", args.target]
     if args.run_id is not None:
         command += ["--run-id", args.run_id]
-    server = Server(shlex.join(command), host=args.host, port=args.web, title=f"coevo watch {args.target}")
+    title = f"coevo watch {mask_url(args.target)}"  # the page shows it; a database URL may hold a password
+    server = Server(shlex.join(command), host=args.host, port=args.web, title=title)
     try:
         server.serve()
     except OSError as exc:  # the port is taken, or the host is not this machine's

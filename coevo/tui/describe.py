@@ -30,6 +30,7 @@ from coevo.messages import (
     TrainingFinished,
     TrainingStarted,
     TrainingStep,
+    accuracy_text,
 )
 
 Fields = list[tuple[str, str]]
@@ -47,6 +48,10 @@ def summary(event: Event) -> str:
         case SolutionSubmitted():
             return f"#{event.attempt_index} {event.response}"
         case AttemptGraded():
+            if not event.graded:
+                return (
+                    f"#{event.attempt_index} ungraded ({event.failure}): {event.detail or 'no cause given'}"
+                )
             failure = f" ({event.failure})" if event.failure else ""
             verdict = "correct" if event.correct else "wrong"
             answer = f"answer {event.extracted_answer}, reward {event.reward:.2f}"
@@ -65,9 +70,10 @@ def summary(event: Event) -> str:
         case Explanation():
             return event.rationale
         case ExamResult():
-            return f"{event.correct}/{event.total} on the exam of {event.explanation_id}"
+            ungraded = f", {event.ungraded} ungraded" if event.ungraded else ""
+            return f"{event.correct}/{event.total} on the exam of {event.explanation_id}{ungraded}"
         case ExplanationScored():
-            verdict = "correct" if event.correct else "wrong"
+            verdict = ("correct" if event.correct else "wrong") if event.graded else "ungraded"
             return (
                 f"{verdict}, LbT {event.lbt_score:.2f}, score {event.score:.2f} ({event.students} students)"
             )
@@ -77,7 +83,7 @@ def summary(event: Event) -> str:
             return f"{event.episodes} episodes"
         case RoundFinished():
             return (
-                f"accuracy {event.accuracy:.1%} ({event.correct}/{event.attempts}), "
+                f"{accuracy_text(event.correct, event.attempts, event.ungraded)}, "
                 f"{event.tokens} tokens in {event.seconds:.1f} s"
             )
         case TrainingStarted():
@@ -181,9 +187,10 @@ def fields(event: Event, grade: AttemptGraded | None = None) -> Fields:
     if grade is not None:
         found += [
             ("extracted answer", str(grade.extracted_answer)),
-            ("grade", "correct" if grade.correct else "incorrect"),
+            ("grade", ("correct" if grade.correct else "incorrect") if grade.graded else "ungraded"),
             ("reward", f"{grade.reward:g}"),
             ("failure", grade.failure or "none"),
+            ("why ungraded", grade.detail or ""),
         ]
     return [(label, value) for label, value in found if value]
 
@@ -199,10 +206,10 @@ def verdict(event: Event, grade_of: Callable[[SolutionSubmitted], AttemptGraded 
     explanation); None for events without a verdict or an attempt not graded yet."""
     match event:
         case AttemptGraded() | ExplanationScored():
-            return event.correct
+            return event.correct if event.graded else None
         case ProposalReviewed():
             return event.accepted
         case SolutionSubmitted():
             grade = grade_of(event)
-            return None if grade is None else grade.correct
+            return None if grade is None or not grade.graded else grade.correct
     return None

@@ -33,9 +33,9 @@ from typing import Any
 from coevo.messages import Event
 from coevo.society.bus import EventBus
 from coevo.society.config import SocietyConfig
+from coevo.society.logs import LOG_NAME, quiet_terminal
 from coevo.society.session import RunOutcome, run_id_for
 
-LOG_NAME = "coevo.log"
 # What an app that died without cleaning up leaves on: the alternate screen, a hidden cursor,
 # mouse reporting and bracketed paste. Written to the terminal before it is handed back.
 TERMINAL_RESET = "\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?1015l\x1b[?2004l"
@@ -139,7 +139,8 @@ def run_with_tui(config: SocietyConfig, run_dir: Path, start: Start) -> RunOutco
     # the user was told it stops, so the run takes SIGINT as Ctrl+C here whatever it inherited.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        outcome = asyncio.run(main())
+        with quiet_terminal():  # the app owns the terminal; coevo's records go to the run's log
+            outcome = asyncio.run(main())
     except KeyboardInterrupt:
         app.close()
         print(f"run stopped; continue it with: coevo run --resume {run_dir}", file=sys.stderr)

@@ -62,8 +62,10 @@ def zone_of(attempts: int, correct: int) -> str:
 class RoundStats:
     round: int
     episodes: int = 0
+    # Graded attempts and correct ones; attempts the verifier could not judge are `ungraded`.
     attempts: int = 0
     correct: int = 0
+    ungraded: int = 0
     reward: float = 0.0
     # problem → [attempts, correct] while the round runs; folded into `zones` when it finishes.
     problems: dict[str, list[int]] = field(default_factory=dict)
@@ -179,6 +181,9 @@ class RunModel:
             case AttemptGraded():
                 _put(self.grades, _attempt_key(event), event)
                 stats = self._round(event.round)
+                if not event.graded:  # no verdict: in no accuracy, reward or zone
+                    stats.ungraded += 1
+                    return
                 stats.attempts += 1
                 stats.correct += event.correct
                 stats.reward += event.reward

@@ -26,7 +26,7 @@ from textual_plotext import PlotextPlot
 
 from coevo.memory.journal import EventCursor, JournalEntry
 from coevo.memory.tables import AgentRecord, CurriculumHistory, ProblemRecord, SkillProfileRecord
-from coevo.messages import LIFECYCLE_TYPES, MESSAGE_TYPES, AttemptGraded, SolutionSubmitted
+from coevo.messages import LIFECYCLE_TYPES, MESSAGE_TYPES, AttemptGraded, SolutionSubmitted, accuracy_text
 from coevo.society.config import SocietyConfig
 from coevo.tui.model import MessageFilter, RunModel, zone_of
 from coevo.tui.source import Committed, RunTarget, page_before
@@ -299,7 +299,7 @@ class MetricsPanel(RunPanel):
         if last is None:
             return Text("no round finished yet", style="dim")
         text = Text(f"round {last.round}: ", style="bold")
-        text.append(f"accuracy {last.accuracy:.1%} ({last.correct}/{last.attempts})  ")
+        text.append(f"{accuracy_text(last.correct, last.attempts, last.ungraded)}  ")
         text.append(f"{last.tokens:,} tokens in {last.seconds:.1f} s  ")
         text.append("  ".join(f"{k} {v:.4g}" for k, v in sorted(last.metrics.items())), style="dim")
         return text

@@ -21,6 +21,7 @@ from coevo.memory.tables import (
     SkillProfileRecord,
     TrainingRun,
 )
+from coevo.society.secrets import SecretError, expand, mask_url
 from coevo.society.session import CONFIG_SNAPSHOT, run_id_for
 
 # Rows read per cursor poll while catching up or paging.
@@ -46,7 +47,8 @@ class RunTarget:
 
 
 def _snapshot_memory_url(run_dir: Path) -> str | None:
-    """The memory URL the run's config snapshot names (None: the run directory's SQLite)."""
+    """The memory URL the run's config snapshot names (None: the run directory's SQLite), with its
+    `${NAME}`s expanded; TargetError when it held a literal password, which the snapshot masks."""
     from coevo.society.config import parse_structure
     from coevo.society.config_errors import ConfigError
 
@@ -54,9 +56,15 @@ def _snapshot_memory_url(run_dir: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        return parse_structure(path.read_text(encoding="utf-8"), str(path)).memory.url
+        url = parse_structure(path.read_text(encoding="utf-8"), str(path)).memory.url
     except ConfigError:
         return None  # an unreadable snapshot still leaves the database beside it
+    try:
+        return None if url is None else expand(url, "memory.url")
+    except SecretError as exc:
+        raise TargetError(
+            f"{run_dir}: cannot open the run's memory ({exc}); or give the database URL instead of the folder"
+        ) from None
 
 
 def _missing_sqlite_file(url: str) -> bool:
@@ -66,7 +74,7 @@ def _missing_sqlite_file(url: str) -> bool:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return False  # the store names what is wrong with it
     database = parsed.database
     return (
@@ -81,10 +89,11 @@ def open_target(target: str, run_id: str | None = None) -> RunTarget:
     """Resolve `target` (a run directory or a SQLAlchemy URL) and pick its run: `run_id` when
     given, else the directory's own run, else the newest run in the database."""
     run_dir: Path | None = None
+    shown = mask_url(target)  # a database URL may hold a password
     if "://" in target:
         url = target
         if _missing_sqlite_file(url):
-            raise TargetError(f"{target}: no such database file")
+            raise TargetError(f"{shown}: no such database file")
     else:
         run_dir = Path(target)
         url = _snapshot_memory_url(run_dir) or sqlite_url(run_dir)
@@ -103,7 +112,7 @@ def open_target(target: str, run_id: str | None = None) -> RunTarget:
     if run_id is None or run_id not in runs:
         store.close()
         what = f"no run {run_id}" if run_id else "no run"
-        raise TargetError(f"{target}: {what} in this database (runs: {', '.join(sorted(runs)) or 'none'})")
+        raise TargetError(f"{shown}: {what} in this database (runs: {', '.join(sorted(runs)) or 'none'})")
     return RunTarget(store, run_id, run_dir)
 
 

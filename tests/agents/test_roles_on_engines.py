@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from coevo.agents.catalog import role_spec
 from coevo.agents.coach import Coach
 from coevo.agents.generator import Generator
@@ -21,6 +23,7 @@ from coevo.agents.teacher import LLMTeacher, LLMTeacherParams, ProceduralTeacher
 from coevo.engines.base import ChatMessage, SamplingParams
 from coevo.engines.replay import ReplayEngine, Responder
 from coevo.messages import (
+    AttemptGraded,
     CoachReport,
     Demonstration,
     ExamItem,
@@ -30,9 +33,10 @@ from coevo.messages import (
     Outcome,
     ProblemPosed,
     ProblemProposed,
+    ProblemRefined,
     SolutionSubmitted,
 )
-from coevo.tasks.answers import Grade, grade
+from coevo.tasks.answers import Grade, failed, grade
 from coevo.tasks.curriculum import make_curriculum
 from coevo.tasks.problem import Problem
 
@@ -119,8 +123,8 @@ async def test_solver_samples_k_attempts_in_one_request() -> None:
     )  # one request, n=3
 
 
-async def test_procedural_teacher_grades_records_and_refines_in_the_learning_zone() -> None:
-    teacher = ProceduralTeacher(
+def procedural_teacher(success_band: tuple[float, float]) -> ProceduralTeacher:
+    return ProceduralTeacher(
         build(
             "teacher",
             "teacher",
@@ -128,9 +132,13 @@ async def test_procedural_teacher_grades_records_and_refines_in_the_learning_zon
             policy="procedural",
             params=ProceduralTeacherParams(),
             curriculum=make_curriculum("uniform", skills=["add_no_carry"]),
-            success_band=(0.0, 0.75),
+            success_band=success_band,
         )
     )
+
+
+async def test_procedural_teacher_grades_records_and_refines_in_the_learning_zone() -> None:
+    teacher = procedural_teacher((0.0, 0.75))
     ctx = RecordingContext(route_to={"ProblemRefined": ["solver"], "AttemptGraded": []})
     attempts = [
         SolutionSubmitted(sender="solver", problem_id="p1", attempt_index=i, response=r)
@@ -265,3 +273,64 @@ async def test_student_takes_the_exam_and_reports_its_score() -> None:
     assert isinstance(result, ExamResult) and result.explanation_id == "e1"
     assert (result.correct, result.total) == (3, 6)  # "2" is right for x1 only
     assert len(ctx.attempts) == 6 and {a.agent for a in ctx.attempts} == {"student"}
+
+
+class StallingGrader:
+    """Grades inline, except that answers containing STALL get what a Verifier gives a grade that
+    ran past its time limit."""
+
+    async def grade_many(self, items: Sequence[tuple[str, str, str | None]]) -> list[Grade]:
+        return [
+            failed("timeout", detail="the grade ran past its 5 s limit") if "STALL" in r else grade(r, ref)
+            for r, ref, _ in items
+        ]
+
+
+async def test_teacher_counts_an_ungraded_attempt_neither_way_and_never_refines_from_it() -> None:
+    teacher = procedural_teacher((0.0, 1.0))
+    ctx = RecordingContext(route_to={"ProblemRefined": ["solver"]}, grader=StallingGrader())  # type: ignore[arg-type]
+    attempts = [
+        SolutionSubmitted(sender="solver", problem_id="p1", attempt_index=i, response=r)
+        for i, r in enumerate(["The answer is 6. STALL", "The answer is 5."])
+    ]
+    await teacher.handle(ctx, attempts)  # type: ignore[arg-type]
+    graded = [m for m in ctx.emitted if isinstance(m, AttemptGraded)]
+    assert [(g.graded, g.failure) for g in graded] == [(False, "timeout"), (True, None)]
+    assert graded[0].detail == "the grade ran past its 5 s limit"
+    assert [(a.graded, a.detail) for a in ctx.attempts] == [(False, graded[0].detail), (True, None)]
+    # One verdict, and it is correct: mastered (the stalled wrong answer, counted, would have put
+    # the problem in the learning zone).
+    [refined] = [m for m in ctx.emitted if isinstance(m, ProblemRefined)]
+    assert (refined.success_rate, refined.zone) == (1.0, "mastered")
+    ctx = RecordingContext(route_to={"ProblemRefined": ["solver"]}, grader=StallingGrader())  # type: ignore[arg-type]
+    await teacher.handle(ctx, attempts[:1])  # type: ignore[arg-type]
+    assert not [m for m in ctx.emitted if m.type == "ProblemRefined"]  # nothing judged: no zone
+
+
+async def test_student_exam_counts_only_graded_answers() -> None:
+    exam = [Problem(id="x1", question="What is 1 + 1?", answer="2")]
+    answers = iter(["The answer is 2.", "The answer is 2. STALL", "The answer is 3."])
+    student = Student(
+        build("student", "student", lambda *a: next(answers), params=StudentParams(exam_tries=3))
+    )
+    ctx = RecordingContext(problems={"x1": exam[0]}, grader=StallingGrader())  # type: ignore[arg-type]
+    explanation = Explanation(
+        sender="teacher", problem_id="p1", rationale="1 + 1 = 2", answer="2",
+        exam=[ExamItem(problem_id="x1", question=exam[0].question)],
+    )  # fmt: skip
+    explanation.id = "e1"
+    await student.handle(ctx, [explanation])
+    [result] = ctx.emitted
+    assert isinstance(result, ExamResult)
+    assert (result.correct, result.total, result.ungraded) == (1, 2, 1)
+
+
+async def test_errors_that_are_not_the_model_s_output_raise_instead_of_becoming_a_parse_error() -> None:
+    def broken(*args: object) -> str:
+        raise ValueError("the client broke")  # not a reply of the model: nothing to record
+
+    coach = Coach(build("coach", "coach", broken))
+    with pytest.raises(ValueError, match="the client broke"):
+        await coach.handle(
+            RecordingContext(), [Explanation(sender="t", problem_id="p1", rationale="r", answer=None)]
+        )

@@ -95,7 +95,7 @@ async def test_stream_extra_args_and_model_info() -> None:
     with pytest.raises(EngineError, match="unknown extra_create_args"):
         await client.create([UserMessage(content="hi", source="user")], extra_create_args={"foo": 1})
     info = client.model_info
-    assert info["function_calling"] is True and info["vision"] is False and info["structured_output"] is True
+    assert info["function_calling"] is True and info["vision"] is False
     assert {"json_output", "family", "structured_output"} <= set(info)
     assert client.remaining_tokens([UserMessage(content="abcdefgh", source="u")]) == 8192 - 2
 
@@ -136,6 +136,29 @@ async def test_structured_output_asks_the_engine_for_the_schema() -> None:
     [request] = engine.requests
     assert request.params.json_schema == Verdict.model_json_schema()
     assert request.params.seed == 5
+
+
+def test_structured_output_is_claimed_only_where_the_engine_constrains_decoding() -> None:
+    from coevo.engines.openai_engine import OpenAIEngine
+    from coevo.engines.replay import ReplayEngine
+    from coevo.engines.transformers_engine import TransformersEngine
+    from coevo.engines.vllm_engine import VLLMEngine
+
+    engines = {
+        "vllm": object.__new__(VLLMEngine),  # not started: the client reads only what engine it is
+        "openai": OpenAIEngine("served", "http://127.0.0.1:9/v1"),
+        "transformers": TransformersEngine("builtin:smollm2-135m-instruct"),  # loads on first use
+        "replay": ReplayEngine({}),
+        "fixed": FixedReplyEngine("{}"),
+    }
+    claims = {}
+    for name, engine in engines.items():
+        client = EngineChatCompletionClient(engine)
+        info = client.model_info
+        assert info["json_output"] == info["structured_output"] == client.capabilities["json_output"]
+        claims[name] = info["structured_output"]
+    # vLLM and OpenAI-compatible servers enforce the schema; the others only pass it on.
+    assert claims == {"vllm": True, "openai": True, "transformers": False, "replay": False, "fixed": False}
 
 
 async def test_tools_are_offered_in_text_and_calls_come_back_as_function_calls() -> None:

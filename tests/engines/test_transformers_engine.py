@@ -137,3 +137,20 @@ async def test_lora_adapters(engine: TransformersEngine, lora_adapter: Path, tmp
     # Replacing the adapter loads the new weights (a zero adapter behaves like the base model).
     await engine.load_adapter("solver", zeroed_copy(lora_adapter, tmp_path / "zero"))
     assert await text_of(engine, ask(question, adapter="solver")) == base
+
+
+async def test_a_json_schema_is_not_enforced_and_the_autogen_client_says_so(
+    engine: TransformersEngine,
+) -> None:
+    from coevo.agents.coach import CoachReview
+    from coevo.engines.autogen_client import EngineChatCompletionClient, json_schema_for
+
+    # No constrained decoding: asked for the Coach's report schema, greedy output is the same free
+    # text as without one, not JSON.
+    schema = SamplingParams(max_tokens=16, json_schema=json_schema_for(CoachReview))
+    free = await text_of(engine, ask("Review this lesson: 2 + 3 = 5."))
+    assert await text_of(engine, ask("Review this lesson: 2 + 3 = 5.", schema)) == free
+    assert not free.lstrip().startswith("{")
+    # So the client autogen agents run on does not claim structured (or JSON) output for it.
+    info = EngineChatCompletionClient(engine).model_info
+    assert info["structured_output"] is False and info["json_output"] is False

@@ -126,7 +126,7 @@ def test_filters_select_problems(runs: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_dpo_export_is_the_rows_the_solver_trainer_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: str
 ) -> None:
     from coevo.trainers import registry
     from coevo.trainers.common import TrainResult
@@ -145,7 +145,15 @@ def test_dpo_export_is_the_rows_the_solver_trainer_built(
 
     monkeypatch.setitem(registry.TRAINERS, kind.name, dataclasses.replace(kind, rows=rows, train=train))
     trainer = "{kind: socratic_solver_dpo, agent: solver, every: 2, args: {max_pairs_per_problem: 3}}"
-    config = replay_config(["agents.solver.trainable=true", "schedule.rounds=4", f"trainers=[{trainer}]"])
+    # A trainable agent needs local weights (the training below is faked: any model folder does).
+    config = replay_config(
+        [
+            f"engines.local.model={tiny_model}",
+            "agents.solver.trainable=true",
+            "schedule.rounds=4",
+            f"trainers=[{trainer}]",
+        ]
+    )
     run_dir = tmp_path / "run"
     asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
     monkeypatch.undo()

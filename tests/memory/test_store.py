@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 import time
@@ -306,6 +307,24 @@ def test_discard_after_drops_rows_past_a_round(store: Store) -> None:
     assert store.rounds_summary(run_id)[-1] == RoundSummary(2, 6, 3, 0.5)
 
 
+def test_events_journaled_after_a_resume_get_ids_a_follower_has_not_passed(store: Store) -> None:
+    from coevo.memory.batch import event_row
+    from coevo.memory.journal import EventCursor
+
+    run_id = new_run(store)
+    commit_rounds(store, run_id, 1)
+    killed = [ev.RoundStarted(run_id=run_id, round=1, sender="scheduler", episodes=3) for _ in range(3)]
+    store.append_events(run_id, [event_row(run_id, e, provisional=True) for e in killed])
+    follower = EventCursor(store, run_id)
+    seen = follower.poll()
+    store.discard_after(run_id, 0)  # the resume deletes the killed round's provisional events
+    again = ev.RoundStarted(run_id=run_id, round=1, sender="scheduler", episodes=3)
+    store.append_events(run_id, [event_row(run_id, again, provisional=True)])
+    # The re-run round's event comes after everything the follower saw (ids are never reused).
+    assert [e.event.id for e in follower.poll()] == [again.id]
+    assert seen[-1].row_id < store.event_records(run_id, 0, None, 100)[-1][0]
+
+
 def test_policy_versions(store: Store) -> None:
     run_id = new_run(store)
     assert store.latest_policy(run_id, "solver") is None
@@ -432,3 +451,40 @@ def test_processes_opening_a_new_database_at_once_all_succeed(db_url: str) -> No
     ]
     errors = [child.communicate(timeout=120)[1] for child in children]
     assert [child.returncode for child in children] == [0] * len(children), errors
+
+
+async def test_the_heartbeat_logs_its_first_failure_and_each_change(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from coevo.memory.journal import Heartbeat
+
+    run_id = new_run(store)
+    outcomes = iter(
+        [
+            OSError("disk full"),
+            OSError("disk full"),
+            OSError("database is locked"),
+            None,
+            OSError("disk full"),
+        ]
+    )
+
+    def beat(_: str) -> None:
+        outcome = next(outcomes, None)  # then every beat succeeds
+        if outcome is not None:
+            raise outcome
+
+    monkeypatch.setattr(store, "heartbeat", beat)
+    with caplog.at_level(logging.WARNING, logger="coevo.memory.journal"):
+        async with Heartbeat(store, run_id, every=0.01):
+            await asyncio.sleep(0.3)
+    messages = [r.getMessage() for r in caplog.records]
+    # A failure that repeats itself is not logged again, nor is each success.
+    assert messages == [
+        "the run's heartbeat failed; it keeps trying",
+        "the run's heartbeat fails differently now: OSError: database is locked",
+        "the run's heartbeat works again (it failed with OSError: database is locked)",
+        "the run's heartbeat failed; it keeps trying",
+        "the run's heartbeat works again (it failed with OSError: disk full)",
+    ]
+    assert caplog.records[0].exc_info is not None  # the first failure comes with its traceback

@@ -2,10 +2,11 @@
 determinism and kill/resume tests. Run as a script, it runs or resumes that society in a run
 directory — a real process the resume, follow and TUI tests can watch, stop or kill (`spawn`):
 
-    python tests/society/replay_society.py RUN_DIR new|resume DELAY_S [TINY_MODEL_DIR]
+    python tests/society/replay_society.py RUN_DIR new|resume DELAY_S [TINY_MODEL_DIR [ROUNDS]]
 
-With a model folder, the Solver is trained (DPO, 2 steps on that model) after every round, and
-loading an adapter takes a moment, so a kill can land between training and loading too."""
+With a model folder, the Solver is trained (DPO, 2 steps on that model) after every round of
+ROUNDS (3 by default), and loading an adapter takes a moment, so a kill can land between training
+and loading too."""
 
 from __future__ import annotations
 
@@ -64,12 +65,12 @@ def trained_config(model: str, rounds: int = 3) -> SocietyConfig:
 
 
 def spawn(
-    run_dir: Path, *, resume: bool = False, delay: float, model: str | None = None
+    run_dir: Path, *, resume: bool = False, delay: float, model: str | None = None, rounds: int = 3
 ) -> subprocess.Popen[bytes]:
     """This script in a process of its own, running (or resuming) the society in `run_dir`."""
     command = [sys.executable, __file__, str(run_dir), "resume" if resume else "new", str(delay)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([*command, *([model] if model else [])], env=env, cwd=ROOT)
+    return subprocess.Popen([*command, *([model, str(rounds)] if model else [])], env=env, cwd=ROOT)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, proc: subprocess.Popen[bytes]) -> None:
@@ -98,7 +99,7 @@ def recorded(run_dir: Path) -> bool:
         store.close()
 
 
-def main(run_dir: str, resume: bool, delay_s: float, model: str | None) -> None:
+def main(run_dir: str, resume: bool, delay_s: float, model: str | None, rounds: int) -> None:
     from pathlib import Path as P
 
     from coevo.engines.replay import ReplayEngine
@@ -120,10 +121,17 @@ def main(run_dir: str, resume: bool, delay_s: float, model: str | None) -> None:
     if resume:
         config = load_snapshot(Path(run_dir), [])
     else:
-        config = replay_config() if model is None else trained_config(model)
+        config = replay_config() if model is None else trained_config(model, rounds)
     engines = {"local": SlowLoading(slow_responder)}
     asyncio.run(run_society(config, Path(run_dir), resume=resume, engines=engines))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] == "resume", float(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+    run_dir, mode, delay, *trained = sys.argv[1:]
+    main(
+        run_dir,
+        mode == "resume",
+        float(delay),
+        trained[0] if trained else None,
+        int(trained[1]) if trained else 3,
+    )

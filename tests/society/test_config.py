@@ -3,7 +3,6 @@ reported with the right field path and line (table-driven), plus `coevo check` e
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -549,10 +548,6 @@ def test_check_missing_file_exits_2_without_traceback(
     assert "no such file" in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("coevo.society.commands") is None,
-    reason="coevo.society.commands not written yet",
-)
 def test_cli_check_exit_codes(tmp_path: Path) -> None:
     from coevo.cli import main
 

@@ -69,11 +69,31 @@ def test_demo_table_reports_gains_over_base_and_few_shot_with_spread() -> None:
         seeds=[SeedResult(0, report(0.5), report(0.3)), SeedResult(1, report(0.3), report(0.3))],
     )
     table = format_result(result)
-    assert "trained (2 seeds)" in table and "all (10 problems)" in table
-    assert " 40.0% ± 14.1" in table  # trained accuracy over the two seeds
-    assert "+30.0p" in table.replace(" ", "") or "30.0p" in table  # mean gain over base
-    assert "gain over base: mean +30.0p, worst +20.0p" in table
-    assert "adaptive - static:" in table
+    assert "trained (2 seeds)" in table.splitlines()[0]
+    [overall] = [line for line in table.splitlines() if line.startswith("all (10 problems)")]
+    # base, few-shot, trained (mean ± sd over seeds), vs base, vs few-shot
+    assert overall.split()[3:] == [
+        "10.0%",
+        "20.0%",
+        "40.0%",
+        "±",
+        "14.1",
+        "30.0p",
+        "±",
+        "14.1",
+        "20.0p",
+        "±",
+        "14.1",
+    ]
+    assert "gain over base: mean +30.0p, worst +20.0p" in table.splitlines()
+    assert "adaptive - static:  10.0p ± 14.1 over 2 seed(s)" in table.splitlines()
+
+    # A loss is signed: trained below the base model reads -20.0p, never 20.0p.
+    worse = format_result(
+        DemoResult(base=report(0.5), fewshot=report(0.2), seeds=[SeedResult(0, report(0.3))])
+    )
+    [overall] = [line for line in worse.splitlines() if line.startswith("all (10 problems)")]
+    assert overall.split()[3:] == ["50.0%", "20.0%", "30.0%", "-20.0p", "10.0p"]
 
 
 def test_demo_runs_seeds_and_baselines_on_one_engine(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Runs that lose nothing and leak nothing: `--force` deletes only what coevo created, secrets never
-reach the run folder, database or console, a moved run folder resumes as itself, resuming a finished
-run changes nothing, `--resume` refuses overrides that would change what a round does, and bad input
-(aliases, corrupt databases, URLs, folders) gets a message, never a traceback."""
+"""Runs that lose nothing: `--force` deletes only what coevo created, a moved run folder resumes as
+itself, resuming a finished run changes nothing, `--resume` refuses overrides that would change what
+a round does, and bad input (aliases, corrupt databases, URLs, folders) gets a message, never a
+traceback. That they leak nothing (secrets) is tests/society/test_secrets.py's."""
 
 from __future__ import annotations
 
@@ -102,6 +102,16 @@ def test_a_moved_run_folder_resumes_as_itself(tmp_path: Path) -> None:
     assert only.id == run_id_for(moved) and store.last_committed_round(only.id) == 1
 
 
+def test_a_resumed_run_reads_back_the_config_it_was_started_with(tmp_path: Path) -> None:
+    # Nulls that mean something survive the snapshot: an unbounded reply edge stays unbounded.
+    run_dir = tmp_path / "run"
+    started = replay_config(["schedule.rounds=1", "graph.1.max_turns=null"])
+    asyncio.run(run_society(started, run_dir, resume=False, engines=make_replay_engines(started)))
+    resumed = load_snapshot(run_dir, [])
+    assert resumed.graph[1].max_turns is None
+    assert resumed.model_dump() == started.model_dump()
+
+
 def test_resuming_a_finished_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     run(["schedule.rounds=1"], run_dir, resume=False)
@@ -131,57 +141,6 @@ def test_resume_refuses_overrides_that_change_what_a_round_does_and_records_the_
         {"after_round": 0, "overrides": overrides}
     ]
     assert load_snapshot(run_dir, []).schedule.rounds == 2  # the snapshot says what the run now is
-
-
-# --- secrets ------------------------------------------------------------------------------------------
-
-KEY = "sk-planted-0123456789abcdef"
-PASSWORD = "hunter2-planted"
-
-
-def _grep(folder: Path, needle: str) -> list[str]:
-    hits = []
-    for path in folder.rglob("*"):
-        if path.is_file() and needle.encode() in path.read_bytes():
-            hits.append(str(path))
-    return hits
-
-
-def test_a_planted_key_reaches_no_file_database_or_console(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A literal key and a URL with a password: the run uses them, nothing coevo writes holds them.
-    text = CONFIG.replace(
-        "  local: {kind: replay, model: replay}",
-        f"  local: {{kind: openai, model: m, options: {{api_key: {KEY}, base_url: 'http://u:{PASSWORD}@h:1/v1'}}}}",
-    )
-    path = tmp_path / "society.yaml"
-    path.write_text(text)
-    config = parse_config(text, str(path), ["schedule.rounds=1"])
-    run_dir = tmp_path / "run"
-    asyncio.run(run_society(config, run_dir, resume=False, engines=make_replay_engines(config)))
-    for secret in (KEY, PASSWORD):
-        assert _grep(run_dir, secret) == [], secret  # snapshot, database (config, events), adapters
-    assert main(["check", str(path)]) == 0
-    out = capsys.readouterr()
-    assert KEY not in out.out + out.err and PASSWORD not in out.out + out.err and "***" in out.out
-    # Resuming asks for the literal secret again instead of running without it.
-    with pytest.raises(ValueError, match="literal secret"):
-        resumed = load_snapshot(run_dir, ["schedule.rounds=2"])
-        asyncio.run(run_society(resumed, run_dir, resume=True))
-
-
-def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from coevo.society.secrets import engine_options, mask
-
-    monkeypatch.setenv("PLANTED_KEY", KEY)
-    options = {"api_key_env": "PLANTED_KEY", "base_url": "http://${HOSTNAME_X}:8000/v1"}
-    monkeypatch.setenv("HOSTNAME_X", "gpu7")
-    assert engine_options(options, "engines.e.options") == {"api_key": KEY, "base_url": "http://gpu7:8000/v1"}
-    assert mask({"api_key": "${PLANTED_KEY}", "token": KEY}) == {"api_key": "${PLANTED_KEY}", "token": "***"}
-    monkeypatch.delenv("HOSTNAME_X")
-    with pytest.raises(ValueError, match="HOSTNAME_X is not set"):
-        engine_options(options, "engines.e.options")
 
 
 # --- bad input -----------------------------------------------------------------------------------------

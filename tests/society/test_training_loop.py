@@ -1,7 +1,13 @@
-"""Training inside a run: a due trainer builds its dataset from memory, trains a real LoRA adapter
-(on a tiny model), records policy version v+1, hot-loads it into the engine, and the next round's
-requests are served by it; a failed training run leaves the previous policy serving; a resumed
-run serves its latest adapter again."""
+"""Training inside a run, on the replay engine: a due trainer trains a real LoRA adapter (on a tiny
+model), the run records policy version v+1 with a live step counter, loads the adapter into the
+engine under the version's name and labels the next round's attempts with it; a resumed run loads
+its latest adapter again; a failed training stops the run, or (when told to continue) leaves the
+previous policy serving; an engine that ignores a loaded adapter stops the run.
+
+The replay engine has no weights (its text depends on the adapter's name), so here "loaded" and
+"served" are bookkeeping only. That the served text comes from the newly trained weights is shown
+on the transformers engine (tests/society/test_training_real_engine.py), and where each trainer's
+rows come from in tests/society/test_trainers_in_society.py."""
 
 from __future__ import annotations
 
@@ -32,7 +38,9 @@ def _config(tiny_model: str, rounds: int, args: str) -> list[str]:
 ARGS = "{max_steps: 2, per_device_train_batch_size: 2, max_length: 128}"
 
 
-def test_adapter_trained_loaded_and_served(tiny_model: str, tmp_path: Path) -> None:
+def test_trainings_are_recorded_loaded_by_version_and_loaded_again_on_resume(
+    tiny_model: str, tmp_path: Path
+) -> None:
     config = replay_config(_config(tiny_model, 2, ARGS))
     engine = ReplayEngine(replay_responder)
     run_dir = tmp_path / "run"
@@ -42,7 +50,7 @@ def test_adapter_trained_loaded_and_served(tiny_model: str, tmp_path: Path) -> N
     assert [p.version for p in store.policy_versions(run_id, "solver")] == [1, 2]
     assert all(t.ok and t.examples > 0 for t in store.training_runs(run_id, "solver"))
     assert [name for name, _ in engine.adapter_loads] == ["solver-v1", "solver-v2"]
-    assert "solver-v1" in engine.served_adapters  # round 1 ran on the adapter trained after round 0
+    assert "solver-v1" in engine.served_adapters  # round 1's requests named v1 (by name only)
     assert {a.policy_version for a in store.attempts(run_id, rounds=[1])} == {"v1"}
     types = [e.type for e in store.events(run_id)]
     assert types.count("TrainingFinished") == 2 and types.count("AdapterLoaded") == 2
@@ -60,14 +68,21 @@ def test_adapter_trained_loaded_and_served(tiny_model: str, tmp_path: Path) -> N
     assert {a.policy_version for a in store.attempts(run_id, rounds=[2])} == {"v2"}
 
 
-def _failing_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+def _failing_trainer(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every training fails; returns, per training, whether progress bars were on during it."""
+    import datasets
+
     from coevo.trainers import registry
 
+    bars: list[bool] = []
+
     def boom(*args: object) -> object:
+        bars.append(datasets.utils.logging.is_progress_bar_enabled())
         raise RuntimeError("out of memory")
 
     kind = registry.TRAINERS["socratic_solver_dpo"]
     monkeypatch.setitem(registry.TRAINERS, "socratic_solver_dpo", dataclasses.replace(kind, train=boom))
+    return bars
 
 
 def test_a_failed_training_stops_the_run_by_default(
@@ -76,10 +91,14 @@ def test_a_failed_training_stops_the_run_by_default(
     _failing_trainer(monkeypatch)
     config = replay_config(_config(tiny_model, 3, ARGS))
     run_dir = tmp_path / "run"
-    with pytest.raises(TrainingFailedError, match=r"out of memory.*on_training_error: continue"):
+    with pytest.raises(
+        TrainingFailedError, match=r"RuntimeError: out of memory.*on_training_error: continue"
+    ) as raised:
         asyncio.run(
             run_society(config, run_dir, resume=False, engines={"local": ReplayEngine(replay_responder)})
         )
+    # The cause is chained, not flattened into a line.
+    assert isinstance(raised.value.__cause__, RuntimeError) and str(raised.value.__cause__) == "out of memory"
     store = Store.for_run_dir(run_dir)
     run_id = run_id_for(run_dir)
     assert store.get_run(run_id).status == "failed"  # type: ignore[union-attr]
@@ -88,12 +107,25 @@ def test_a_failed_training_stops_the_run_by_default(
     assert not failed.ok and "out of memory" in (failed.error or "")
     types = [e.type for e in store.events(run_id)]
     assert types.count("TrainingStarted") == 1 and types.count("TrainingFinished") == 1
+    # The traceback is in the TrainingFinished event's error (the TUI and `coevo show` have it) and
+    # in the run's log, where the trainer function that raised is named.
+    [finished] = [e for e in store.events(run_id) if e.type == "TrainingFinished"]
+    assert finished.error.startswith("Traceback") and "in boom" in finished.error  # type: ignore[union-attr]
+    logged = (run_dir / "coevo.log").read_text()
+    assert (
+        "ERROR coevo.society.training: training solver with socratic_solver_dpo after round 0 failed"
+        in logged
+    )
+    assert "in boom" in logged and 'raise RuntimeError("out of memory")' in logged
+    assert "ERROR coevo.society.session: run" in logged
 
 
 def test_failed_training_keeps_previous_policy_when_told_to_continue(
     tiny_model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _failing_trainer(monkeypatch)
+    import datasets
+
+    bars = _failing_trainer(monkeypatch)
     config = replay_config([*_config(tiny_model, 2, ARGS), "on_training_error=continue"])
     engine = ReplayEngine(replay_responder)
     run_dir = tmp_path / "run"
@@ -106,6 +138,8 @@ def test_failed_training_keeps_previous_policy_when_told_to_continue(
     assert store.policy_versions(run_id, "solver") == []
     assert set(engine.served_adapters) == {None}
     assert store.get_run(run_id).status == "finished"  # type: ignore[union-attr]
+    # Progress bars are off during each training only: the process's switch is as it was after.
+    assert bars == [False, False] and datasets.utils.logging.is_progress_bar_enabled()
 
 
 def test_an_engine_that_ignores_the_new_adapter_stops_the_run(tiny_model: str, tmp_path: Path) -> None:

@@ -73,10 +73,6 @@ def test_extraction_and_verdict(response: str, reference: str, extracted: str | 
     assert result.reward == (1.0 if correct else 0.0)
 
 
-def test_table_is_large_enough() -> None:
-    assert len(CASES) >= 30
-
-
 def test_failure_reasons() -> None:
     assert grade("", "1").failure == "empty"
     assert grade("no digits here", "1").failure == "no answer found"
@@ -134,6 +130,8 @@ def test_verify_none_is_false() -> None:
         ("４２ ٤٢ ४२", "42 42 42"),
         ("1\u2009234\u00a0567", "1 234 567"),
         ("4\u200b2 −7", "42 -7"),
+        ("minus 5, negative $2$, positive 3", "-5, -$2$, +3"),  # a sign in words before a number
+        ("is negative, plus or minus", "is negative, plus or minus"),  # elsewhere the word stays
     ],
 )
 def test_normalize_text(text: str, normal: str) -> None:
@@ -141,7 +139,17 @@ def test_normalize_text(text: str, normal: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "value"), [("1.5e3", 1500), ("3 1/2", 3.5), ("- 7", -7), ("1 234", 1234), ("1E+2", 100)]
+    ("text", "value"),
+    [
+        ("1.5e3", 1500),
+        ("3 1/2", 3.5),
+        ("- 7", -7),
+        ("1 234", 1234),
+        ("1E+2", 100),
+        ("minus 7", -7),
+        ("negative 2.5", -2.5),
+        ("\\$32,\\!348", 32348),
+    ],
 )
 def test_as_fraction_reads_every_number_form(text: str, value: float) -> None:
     assert as_fraction(text) == value
@@ -150,7 +158,9 @@ def test_as_fraction_reads_every_number_form(text: str, value: float) -> None:
 def test_question_restatement_is_not_the_answer() -> None:
     question = "Tom says the answer is 12. What is 5 + 8?"
     assert extract_answer("Tom says the answer is 12.", question) is None
-    assert extract_answer("Tom says the answer is 12.") == "12"
+    # Someone else's claim is not the responder's, quoted from the question or not.
+    assert extract_answer("Tom says the answer is 12.") is None
+    assert extract_answer("The answer is 12.") == "12"
     assert grade("Tom says the answer is 12. So 5 + 8 = 13.", "13", question).correct
 
 

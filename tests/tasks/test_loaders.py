@@ -12,6 +12,10 @@ import pytest
 
 from coevo.tasks.answers import grade
 from coevo.tasks.loaders import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_FILE_BYTES,
+    MAX_LINE_CHARS,
+    MAX_QUESTION_CHARS,
     DatasetError,
     find_data_dir,
     load_dataset_spec,
@@ -127,6 +131,54 @@ def test_bad_answers_name_file_and_line(tmp_path: Path, row: str, message: str) 
     path.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n\n' + row + "\n")
     with pytest.raises(DatasetError, match=f"data.jsonl:3: {message}"):
         load_dataset_spec(str(path))
+
+
+GOOD_ROW = '{"question": "What is 1 + 1?", "answer": "2"}\n'
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"question": ' + "[" * 100_000 + "]" * 100_000 + ', "answer": "1"}', "JSON nested deeper than 32"),
+        ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "JSON nested deeper than 32"),
+        (
+            '{"question": "' + "q" * (MAX_QUESTION_CHARS + 1) + '", "answer": "1"}',
+            "question is 20,001 characters",
+        ),
+        (
+            '{"problem": "' + "q" * (MAX_QUESTION_CHARS + 1) + '", "answer": "1"}',
+            "problem is 20,001 characters",
+        ),
+        (
+            '{"question": "q", "answer": "' + "1" * MAX_LINE_CHARS + '"}',
+            "the line is longer than 1,000,000 characters",
+        ),
+    ],
+    ids=["nested-100000-deep", "nested-33-deep", "long-question", "long-problem", "long-line"],
+)
+def test_rows_past_the_limits_are_refused_with_file_and_line(tmp_path: Path, row: str, message: str) -> None:
+    """A row nested 100,000 deep used to end `coevo eval --dataset` in a RecursionError, and a
+    20 MB question was sent to the model; both are refused before they are parsed or posed."""
+    path = tmp_path / "data.jsonl"
+    path.write_text(GOOD_ROW + "\n" + row + "\n")
+    with pytest.raises(DatasetError, match=f"data.jsonl:3: {message}"):
+        load_dataset_spec(str(path))
+    # Brackets inside strings are text, not nesting; a question at the limit is fine.
+    path.write_text(
+        GOOD_ROW + json.dumps({"question": "[" * 100 + "q" * (MAX_QUESTION_CHARS - 100), "answer": "1"})
+    )
+    assert len(load_dataset_spec(str(path))) == 2
+
+
+def test_json_files_past_the_limits_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text('[\n{"question": "q", "answer": "1"},\n' + "[" * 100_000 + "]" * 100_000 + "\n]")
+    with pytest.raises(DatasetError, match=r"data\.json:3: JSON nested deeper than 32 levels"):
+        load_file(path)
+    with path.open("w") as handle:
+        handle.truncate(MAX_JSON_FILE_BYTES + 1)
+    with pytest.raises(DatasetError, match=r"over the 67,108,864 a \.json dataset may hold"):
+        load_file(path)
 
 
 def test_bad_items_in_a_json_list_are_named(tmp_path: Path) -> None:

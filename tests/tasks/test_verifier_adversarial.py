@@ -2,9 +2,12 @@
 
 The bar: no false positive (every case expected incorrect grades incorrect), no case slower than
 1 s (the pathological ones must be cut by the cheap checks of coevo.tasks.answers, never by the
-Verifier's timeout), and hand-written competition-style reference solutions grade correct
-against their own boxed answer and incorrect against a different one. A property test stitches
-random fragments that float two values into outputs: none may grade correct against both.
+Verifier's timeout), and competition-style reference solutions (hand-written, and published ones
+from MATH that used to be refused) grade correct against their own boxed answer and incorrect
+against a different one. Notes, remarks and checks after a final answer (NOTES) and restated values
+(SEVERAL) are paired with the hedge, negation or second value they resemble, which must still fail.
+A property test stitches random fragments that float two values into outputs: none may grade
+correct against both.
 """
 
 from __future__ import annotations
@@ -146,6 +149,121 @@ RESTATED = [
         "7",
         question="If x = 2 the answer is 7. Find x.",
     ),
+    # Someone else's claim, then another result: the claim is not the responder's (no question needed).
+    bad("The problem says the answer is 18. But I compute 20.", "18", "wrong answer"),
+    ok("The problem says the answer is 18. But I compute 20.", "20"),
+    bad("The question states 18, however I get 20.", "18", "wrong answer"),
+    bad("You said 18; my result: 20", "18", "wrong answer"),
+    bad("Given answer 18... final: 20", "18", "wrong answer"),
+    bad("According to the book, the answer is 18. I get 20.", "18", "wrong answer"),
+    bad("The answer is 18, as the problem says. But I compute 20.", "18", "wrong answer"),
+    bad("The problem says the answer is 18.", "18", "no answer found"),
+    bad("Sam claims that \\boxed{12} is correct. I get 13.", "12", "wrong answer"),
+    bad("Tom says the answer is 12.\n13", "12", "wrong answer", question=QUESTION),
+    # A claim quoted from the question is skipped, and the number read instead never reaches back into it
+    # (the math around "13" used to run back into "\boxed{12}" and read 12).
+    bad("\\boxed{12} (13)", "12", "wrong answer", question="Sam wrote \\boxed{12}. What is 5 + 8?"),
+    # The responder's own claim, then a last sentence on another result: two answers.
+    bad("Answer: 12.\nI get 13.", "12", "multiple answers"),
+    bad("Answer: 12.\nI get 13.", "13", "multiple answers"),
+    bad("The answer is 12. 5 + 8 = 13", "12", "multiple answers"),
+    bad("\\boxed{12} = 13", "12", "multiple answers"),
+    bad("The answer is 12.\n13?", "12", "hedged"),
+    bad("The answer is 12. It's 13, not 12.", "12", "negated"),
+    ok("The answer is 12. Check: 12 + 1 = 13.", "12"),  # a check computed from the claim
+    ok("Is 12 the answer? No: 5 + 8 = 13.", "13", question=QUESTION),
+]
+
+# Signs in words are signs; numbers in words are not read.
+SIGNS = [
+    ok("The answer is minus 5.", "-5"),
+    bad("The answer is minus 5.", "5", "wrong answer"),
+    ok("The answer is negative 5.", "-5"),
+    bad("The answer is negative 5.", "5", "wrong answer"),
+    ok("The answer is positive 7.", "7"),
+    ok("So x = minus 2.5", "-2.5"),
+    ok("\\boxed{\\text{negative } 3}", "-3"),
+    ok("The answer is -5.", "minus 5"),
+    bad("The answer is 5.", "negative 5", "wrong answer"),
+    bad("The answer is minus five.", "-5", "no answer found"),
+    bad("The answer is 5 plus or minus 1.", "5", "multiple answers"),
+]
+
+# What follows a committed final answer: a note, remark or check that does not change it passes (ok),
+# beside the hedge, negation or second value it resembles (bad).
+NOTES = [
+    ok("\\boxed{81}.\\] (Note that this is a maximum value, and not a minimum value.)", "81"),
+    bad("The answer is 81. That's wrong.", "81", "negated"),
+    ok("This leaves $10-7 = \\boxed{3}$ with neither.", "3"),
+    bad("\\boxed{3}, not 4.", "3", "negated"),
+    bad("\\boxed{42} is wrong.", "42", "negated"),
+    bad("The answer is 42, which is wrong.", "42", "negated"),
+    ok("Of these, the $\\boxed{3}$ factors 10, 25 and 50 have two digits.", "3"),
+    bad("\\boxed{3}, 10, 25", "3", "multiple answers"),
+    ok("There are $\\boxed{6}$ possible integer values of $m$: 1, 2, 3, 4, 5, 6.", "6"),
+    bad("\\boxed{6}: 1, 2, 3", "6", "multiple answers"),
+    ok(
+        "So $17^{-1} \\equiv \\boxed{44} \\pmod{83}$. Check: $17 \\cdot 44 = 748 \\equiv 1 \\pmod{83}$.", "44"
+    ),
+    bad("\\boxed{44}. Or maybe 45.", "44", "hedged"),
+    ok("So it costs $\\boxed{16}$. Alternatively, since the roots are 0 and 32, the vertex is at 16.", "16"),
+    bad("\\boxed{16}. Alternatively, 17.", "16", "hedged"),
+    ok("So $f(f(2)) = \\boxed{2}$. Notice that we didn't actually need the value $4$ given.", "2"),
+    bad("The answer is 2. Actually, 4.", "2", "hedged"),
+    ok("The sum is $5+19 = \\boxed{24}$. Challenge: Is it a coincidence that the answer is 24?", "24"),
+    bad("The answer is 24?", "24", "hedged"),
+    ok("\\[\\det = \\boxed{-1}.\\](Why does this make sense geometrically?)", "-1"),
+    bad("\\boxed{-1}?", "-1", "hedged"),
+    ok("Rick and Steve could be thinking of $\\boxed{4}$ possible numbers.", "4"),
+    bad("It could be \\boxed{4}.", "4", "hedged"),
+    ok("Thus, Sam did not work for $\\boxed{6}$ days.", "6"),
+    bad("It is not \\boxed{6}.", "6", "negated"),
+    ok("Hence, the angle between the lines is $\\boxed{90^\\circ}.$", "90^\\circ"),
+    bad("The angle is between \\boxed{90} and 100.", "90", "multiple answers"),
+    ok("Thus $XY = \\boxed{12 - 6\\sqrt{3}} \\approx 1.61.$", "12 - 6\\sqrt{3}"),
+    bad("\\boxed{\\approx 1.61}", "1.61", "hedged"),
+    bad("\\boxed{5} apples, probably.", "5", "hedged"),
+    bad("\\boxed{41} hmm, 42", "41", "hedged"),
+    bad("\\boxed{5} (or 6)", "5", "multiple answers"),
+    # Approximations: what the question asks for when it asks to round, a hedge otherwise.
+    ok("$t = \\frac{3}{7} \\approx \\boxed{0.43}.$", "0.43", question="Round to the nearest hundredth."),
+    bad("$t = \\frac{3}{7} \\approx \\boxed{0.43}.$", "0.43", "hedged", question="How long does it take?"),
+    bad("The answer is maybe 6.", "6", "hedged", question="Round to the nearest whole number."),
+    ok(
+        "The increase is $58.3 - 41.6 = 16.7$, or $\\boxed{17\\%}$ to the nearest whole number.",
+        "17",
+        question="By how many percentage points did it increase? Give the nearest whole number.",
+    ),
+    bad("The increase is $16$, or $\\boxed{17\\%}$.", "17", "multiple answers"),
+]
+
+# Several values: alternatives for the answer fail; a value restated ("or"), intermediate results, a
+# value given in the question, or a statement joined by "and" does not make a second answer.
+SEVERAL = [
+    ok("Thus, $d$ must be equal to $\\frac{72}{6}$ or $\\boxed{12}$.", "12"),
+    bad("Thus, $d$ is $11$ or $\\boxed{12}$.", "12", "multiple answers"),
+    ok("$d = \\boxed{15\\frac{39}{40}},$ or $\\boxed{\\frac{639}{40}}$ inches.", "\\frac{639}{40}"),
+    bad("Hence, $x$ must be $\\boxed{3}$ or $\\boxed{\\frac{2}{5}}$.", "\\frac{2}{5}", "multiple answers"),
+    bad("Therefore, the answers are $\\boxed{-2}$ and $\\boxed{1}$.", "1", "multiple answers"),
+    ok("So $x = 5$, and the perimeter is $\\boxed{20}$.", "20"),
+    ok("Thus $\\frac{x}{3}=3$ and $\\boxed{x=9}$.", "x=9"),
+    bad("The answer is 4, 5, and \\boxed{6}", "6", "multiple answers"),
+    bad("5 or \\boxed{6}", "6", "multiple answers"),
+    ok(
+        "Therefore, the endpoints are $(4,5)$ and $\\boxed{(-2,-9)}$.",
+        "(-2,-9)",
+        question="The midpoint of a segment is $(1, -2)$. One endpoint is $(4, 5)$. Find the other.",
+    ),
+    bad(
+        "Therefore, the endpoints are $(3,7)$ and $\\boxed{(-2,-9)}$.",
+        "(-2,-9)",
+        "multiple answers",
+        question="The midpoint of a segment is $(1, -2)$. One endpoint is $(4, 5)$. Find the other.",
+    ),
+    ok(
+        "Hence, the possible values of $x$ are $\\boxed{7, -2, \\text{ and } -5}.$", "7, -2, \\text{ and } -5"
+    ),
+    ok("The first box is \\boxed{6}, then \\boxed{12} is the total.", "12"),
 ]
 
 FORMATS = [
@@ -247,8 +365,8 @@ STALLS = [
     ok("The answer is $2^{2^{2^{2}}}$.", "65536"),  # a small tower is fine
 ]
 
-CASES = HEDGES + MULTIPLE + NEGATIONS + CORRECTIONS + INJECTIONS + RESTATED + FORMATS + UNICODE
-CASES += SYMBOLIC + SIZES + STALLS
+CASES = HEDGES + MULTIPLE + NEGATIONS + CORRECTIONS + INJECTIONS + RESTATED + SIGNS + NOTES + SEVERAL
+CASES += FORMATS + UNICODE + SYMBOLIC + SIZES + STALLS
 
 
 # Competition-style worked solutions, each ending in its boxed answer, with a different answer.
@@ -345,6 +463,64 @@ SOLUTIONS: list[tuple[str, str]] = [
     ),
     ("Hence $\\cos\\theta = \\frac{1}{\\sqrt{5}} = \\boxed{\\frac{\\sqrt{5}}{5}}$.", "\\frac{\\sqrt{5}}{2}"),
 ]
+# Published reference solutions that the grader used to refuse (read as negated, hedged or several
+# values), from the MATH dataset (Hendrycks et al., 2021; MIT licence), some cut to their last steps.
+SOLUTIONS += [
+    (
+        "There are $65-10 = 55$ students taking only math, $43-10=33$ taking only physics, and 10 taking "
+        "both. $100-55-33-10= \\boxed{2}$ students take neither.",
+        "12",
+    ),
+    (
+        "There are $120 - 30 = 90$ grams that are not filler. So $\\frac{90}{120} = \\boxed{75\\%}$ is "
+        "not filler.",
+        "25\\%",
+    ),
+    (
+        "If a team averages 7 losses for 13 wins, that means the team wins 13 out of 20 games, and "
+        "$\\frac{13}{20} = .65$, or $\\boxed{65\\%}$.",
+        "35\\%",
+    ),
+    (
+        "We want to find the value of $31^2 - 19^2$. This factors into $(31+19)(31-19)$, which equals "
+        "$50 \\cdot 12$, or $\\boxed{600}$.",
+        "500",
+    ),
+    (
+        "The factors of 100 are 1, 2, 4, 5, 10, 20, 25, 50, 100. Of these, the $\\boxed{3}$ factors 10, 25 "
+        "and 50 have two digits and are factors of 150 as well.",
+        "10",
+    ),
+    (
+        "Since $20\\times 6=120$, we multiply 1/2 inches times 6 to get $\\boxed{3}$ inches for the distance "
+        "between the cities on the map.",
+        "6",
+    ),
+    (
+        "Hence, the maximum value of $y = 4(x + 7)(2 - x)$ occurs at $x = -5/2$, in which case \\[y = 4 "
+        "\\left( -\\frac{5}{2} + 7 \\right) \\left( 2 + \\frac{5}{2} \\right) = 4 \\cdot \\frac{9}{2} \\cdot "
+        "\\frac{9}{2} = \\boxed{81}.\\] (Note that this is a maximum value, and not a minimum value, because "
+        "the coefficient of $x^2$ in $y = 4(x + 7)(2 - x) = -4x^2 - 20x + 56$ is negative.)",
+        "-81",
+    ),
+    (
+        "Point $M$ has coordinates $(4,9)$. Therefore, its image has coordinates $(4,-9)$. Thus the sum is "
+        "$\\boxed{-5}$. Alternatively, the image of point $M$ is the midpoint of the images of points $P$ "
+        "and $R$ and thus is the midpoint of $(1,-3)$ and $(7,-15)$, which is also $(4,-9)$.",
+        "5",
+    ),
+    (
+        "Therefore, $17^{-1}\\equiv \\boxed{44}\\pmod{83}$. We may check our answer: $17\\cdot 44 = 748 = "
+        "9\\cdot 83+1 \\equiv 1\\pmod{83}$, so our answer is correct.",
+        "1",
+    ),
+    (
+        "The determinant of this matrix is then \\[(\\cos 2 \\theta)(-\\cos 2 \\theta) - \\sin^2 2 \\theta = "
+        "-\\cos^2 2 \\theta - \\sin^2 2 \\theta = \\boxed{-1}.\\](Why does this make sense geometrically?)",
+        "1",
+    ),
+    ("Thus $\\frac{x}{3}=3$ and $\\boxed{x=9}$.", "x=3"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -364,12 +540,6 @@ async def _timed(verifier: Verifier, response: str, reference: str, question: st
     assert result.failure in (None, *FAILURES)
     assert result.failure != "timeout"  # pathological input is cut by cheap checks, not the timeout
     return result.correct, str(result.failure)
-
-
-def test_the_suite_is_large_enough() -> None:
-    assert len(CASES) >= 100
-    assert len(SOLUTIONS) >= 20
-    assert sum(not case.correct for case in CASES) >= 80
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}:{c.response[:30]!r}" for i, c in enumerate(CASES)])

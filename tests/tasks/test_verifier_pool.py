@@ -1,6 +1,7 @@
 """The Verifier's worker pool: a stalled grade times out while the rest of its batch completes, a
-worker over its memory limit or one that dies gives a failed grade (not a crash), the pool recovers,
-and close() leaves no worker behind.
+grade over its memory limit, one whose grader raises and a worker that dies each give an ungraded
+Grade with its cause (not a crash, and never a verdict), the pool recovers, and close() leaves no
+worker behind.
 
 The misbehaviour comes from `_hooked_grade`, a grader that the workers import from this module (a
 test hook: monkeypatching the parent process would not reach them).
@@ -9,6 +10,7 @@ test hook: monkeypatching the parent process would not reach them).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import time
@@ -17,7 +19,7 @@ import psutil
 import pytest
 
 from coevo.tasks.answers import Grade, grade
-from coevo.tasks.verifier import Verifier, default_verifier
+from coevo.tasks.verifier import Verifier
 
 TIMEOUT_S = 1.0
 # Starting a replacement worker (a fresh interpreter importing sympy) on a busy 2-core machine.
@@ -35,6 +37,8 @@ def _hooked_grade(response: str, reference: str, question: str | None) -> Grade:
         return Grade(str(resource.getrlimit(resource.RLIMIT_AS)[0]), False, 0.0, None)
     if response == "CRASH":
         os._exit(3)
+    if response == "RAISE":
+        raise KeyError("a bug in the grader")
     return grade(response, reference, question)
 
 
@@ -70,7 +74,10 @@ async def test_a_stalled_grade_times_out_and_its_batch_completes() -> None:
         results = await verifier.grade_many(items)
         elapsed = time.perf_counter() - start
         assert [r.failure for r in results] == [None] * 5 + ["timeout"] + [None] * 5
-        assert results[5] == Grade(None, False, 0.0, "timeout")
+        assert results[5] == Grade(
+            None, False, 0.0, "timeout", f"the grade ran past its {TIMEOUT_S:g} s limit"
+        )
+        assert [r.graded for r in results] == [True] * 5 + [False] + [True] * 5
         assert TIMEOUT_S <= elapsed < TIMEOUT_S + RESTART_SLACK_S
 
 
@@ -84,10 +91,26 @@ async def test_many_concurrent_callers_and_a_stall_among_them() -> None:
         assert sum(r.correct for r in results) == 30
 
 
-async def test_memory_limit_and_crash_fail_the_item_not_the_pool() -> None:
+async def test_memory_limit_errors_and_crash_leave_the_item_ungraded_not_the_pool(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with Verifier(workers=1, memory_mb=512, grader=_hooked_grade) as verifier:
-        results = await verifier.grade_many([*_sums(3), ("HOG", "1", None), ("CRASH", "1", None), *_sums(3)])
-        assert [r.failure for r in results] == [None] * 3 + ["grader error", "grader error"] + [None] * 3
+        with caplog.at_level(logging.WARNING, logger="coevo.tasks.verifier"):
+            results = await verifier.grade_many(
+                [*_sums(3), ("HOG", "1", None), ("RAISE", "1", None), ("CRASH", "1", None), *_sums(3)]
+            )
+        failures = [r.failure for r in results]
+        assert failures == [None] * 3 + ["out of memory", "grader error", "grader error"] + [None] * 3
+        hog, raised, crash = results[3:6]
+        assert not (hog.graded or raised.graded or crash.graded)
+        assert hog.detail == "the grade passed the 512 MiB limit"
+        # The grader's own traceback is the cause, and it is logged with the attempt.
+        assert raised.detail is not None and "KeyError: 'a bug in the grader'" in raised.detail
+        assert "_hooked_grade" in raised.detail
+        assert crash.detail == "the grading process died (exit code 3)"
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "KeyError: 'a bug in the grader'" in logged and "exit code 3" in logged
+        assert logged.count("an attempt is ungraded") == 3
         assert all(r.correct for r in await verifier.grade_many(_sums(10)))  # recovered
         assert (await verifier.grade("RLIMIT", "1")).extracted == str(512 * 2**20)
 
@@ -134,10 +157,6 @@ def test_used_from_successive_event_loops() -> None:
     assert _worker_pids(verifier) == pids  # the workers outlive a loop
     asyncio.run(verifier.close())
     assert not any(psutil.pid_exists(pid) for pid in pids)
-
-
-def test_default_verifier_is_shared() -> None:
-    assert default_verifier() is default_verifier()
 
 
 def test_rejects_bad_settings() -> None:

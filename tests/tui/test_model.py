@@ -249,3 +249,30 @@ def test_targets_are_run_directories_or_urls(fixed_run: Path, tmp_path: Path) ->
             raise AssertionError(f"{bad} opened")
     assert not (tmp_path / "none.db").exists()  # a mistyped path leaves no empty database
     assert run_id_for(fixed_run) != RUN_ID  # the fixed run has its own id: picked as the only run
+
+
+def test_ungraded_attempts_are_shown_apart_from_the_accuracy() -> None:
+    model = RunModel()
+    right = AttemptGraded(problem_id="p", attempt_index=0, extracted_answer="4", correct=True, reward=1.0)
+    lost = AttemptGraded(
+        problem_id="p",
+        attempt_index=1,
+        extracted_answer=None,
+        correct=False,
+        reward=0.0,
+        failure="timeout",
+        graded=False,
+        detail="the grade ran past its 5 s limit",
+    )
+    model.ingest([JournalEntry(row_id=i + 1, provisional=True, event=e) for i, e in enumerate((right, lost))])
+    stats = model.rounds[0]
+    assert (stats.attempts, stats.correct, stats.ungraded) == (1, 1, 1)
+    assert stats.zone_sizes() == {"mastered": 1}  # the one verdict decides the zone
+    assert summary(lost) == "#1 ungraded (timeout): the grade ran past its 5 s limit"
+    assert ("grade", "ungraded") in fields(lost) and ("why ungraded", lost.detail) in fields(lost)
+    assert (
+        model.matches(JournalEntry(row_id=2, provisional=True, event=lost), MessageFilter(correct=False))
+        is False
+    )
+    done = RoundFinished(attempts=1, correct=1, accuracy=1.0, ungraded=1, tokens=10, seconds=1.0)
+    assert summary(done) == "accuracy 100.0% (1/1), 1 ungraded, 10 tokens in 1.0 s"
