@@ -162,6 +162,11 @@ class Explanation(EventBase):
     rationale: str
     answer: str | None
     exam: list[ExamItem] = Field(default_factory=list)
+    # What a language-model Teacher was given and wrote, exactly (chat messages as {"role",
+    # "content"}; its raw reply, JSON for a prompt that asks for JSON): the prompt and completion
+    # a Teacher trainer trains on. Empty for a procedural Teacher, which writes no text.
+    prompt: list[dict[str, str]] = Field(default_factory=list)
+    completion: str = ""
 
 
 class ExamResult(EventBase):
@@ -188,9 +193,11 @@ class ExplanationScored(EventBase):
     problem_id: str
     correct: bool
     lbt_score: float
-    # 0.5 * correctness + 0.5 * LbT score (the LbT paper's M2 preference score).
+    # weight * correctness + (1 - weight) * LbT score (the LbT paper's M2 preference score; its
+    # weight 0.5 is the Teacher's `score_weight` default).
     score: float
     students: int
+    weight: float = 0.5
     # False when the verifier could not judge the rationale's answer or any exam answer: the
     # score is then unknown, and the explanation is never a training label.
     graded: bool = True

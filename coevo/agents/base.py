@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from coevo.agents.role import Role, RoleBuild
 from coevo.engines.base import ChatMessage, Engine, EngineError, GenerationRequest, GenerationResult
+from coevo.tasks.prompts import solver_messages
 
 if TYPE_CHECKING:
     from autogen_agentchat.base import ChatAgent
@@ -56,6 +57,8 @@ class Reply(Generic[T]):
     prompt_tokens: int
     completion_tokens: int
     error: str | None = None
+    # The chat messages of the engine call that produced `text` (what a trainer trains on).
+    prompt: tuple[ChatMessage, ...] = ()
 
 
 class LLMRole(Role):
@@ -73,6 +76,11 @@ class LLMRole(Role):
     @property
     def policy_label(self) -> str:
         return self.policy.label
+
+    def eval_messages(self, question: str) -> list[ChatMessage]:
+        """The prompt this role's policy is evaluated with on a held-out problem: the Solver's,
+        unless the role answers problems in a prompt of its own (a Teacher explaining)."""
+        return solver_messages(question)
 
     async def sample(
         self, messages: Sequence[ChatMessage], *, n: int = 1, seed: int | None = None, **overrides: Any
@@ -106,20 +114,28 @@ class LLMRole(Role):
                 raise
             usage = client.actual_usage()
             log.debug("%s: the model's structured output did not validate: %s", self.name, exc)
-            return Reply(client.last_text, None, usage.prompt_tokens, usage.completion_tokens, _short(exc))
+            return Reply(
+                client.last_text,
+                None,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                _short(exc),
+                tuple(client.last_messages),
+            )
         usage = client.total_usage()
+        sent = tuple(client.last_messages)
         reply = result.messages[-1]
         if isinstance(reply, StructuredMessage):
             value = reply.content if output_type and isinstance(reply.content, output_type) else None
-            return Reply(client.last_text, value, usage.prompt_tokens, usage.completion_tokens)
+            return Reply(client.last_text, value, usage.prompt_tokens, usage.completion_tokens, prompt=sent)
         text = reply.to_text() if hasattr(reply, "to_text") else str(reply)
         if output_type is None:
-            return Reply(text, None, usage.prompt_tokens, usage.completion_tokens)
+            return Reply(text, None, usage.prompt_tokens, usage.completion_tokens, prompt=sent)
         try:
             value = output_type.model_validate_json(text)
         except ValidationError as exc:
-            return Reply(text, None, usage.prompt_tokens, usage.completion_tokens, _short(exc))
-        return Reply(text, value, usage.prompt_tokens, usage.completion_tokens)
+            return Reply(text, None, usage.prompt_tokens, usage.completion_tokens, _short(exc), sent)
+        return Reply(text, value, usage.prompt_tokens, usage.completion_tokens, prompt=sent)
 
     def _agent(self, client: Any, system: str, output_type: type[BaseModel] | None) -> ChatAgent:
         factory = self.build.autogen_factory

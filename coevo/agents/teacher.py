@@ -34,6 +34,7 @@ from coevo.agents.base import LLMRole
 from coevo.agents.drafts import DraftError, parse_problem_draft
 from coevo.agents.registry import register_role
 from coevo.agents.role import AttemptData, Context, Role, RoleBuild
+from coevo.engines.base import ChatMessage
 from coevo.messages import (
     AttemptGraded,
     CoachReport,
@@ -52,6 +53,7 @@ from coevo.messages import (
 )
 from coevo.tasks.answers import as_fraction, extract_answer
 from coevo.tasks.arithmetic import derive_answer
+from coevo.tasks.lbt import explanation_score
 from coevo.tasks.problem import Problem, Provenance
 from coevo.tasks.prompts import solution_text, solver_messages
 
@@ -72,6 +74,9 @@ class ProceduralTeacherParams(BaseModel):
 
     # Exam problems per explanation (LbT: 3 variants of the problem).
     exam_problems: int = Field(default=3, ge=1)
+    # w in an explanation's score, w * correctness + (1 - w) * LbT score (LbT's M2: 0.5; 1 ranks
+    # by correctness alone, the paper's ablation).
+    score_weight: float = Field(default=0.5, ge=0, le=1)
 
 
 class LLMTeacherParams(ProceduralTeacherParams):
@@ -104,25 +109,40 @@ class ExplanationContent(BaseModel):
     answer: str
 
 
+_REFINE_V1 = (
+    "You are a mathematics teacher. A student failed the problem below. Write ONE new problem "
+    "that targets the student's error while keeping the mathematical essence of the original, "
+    'with a worked solution and its final answer (a number). Reply as JSON: {"problem": ..., '
+    '"solution": ..., "answer": ...}'
+)
+_WRITE_V1 = (
+    "You are a mathematics teacher. Write ONE new practice problem like the example, with a "
+    'worked solution and its final answer (a number). Reply as JSON: {"problem": ..., '
+    '"solution": ..., "answer": ...}'
+)
+# A prompt version is never edited once used (runs record it); v2 differs from v1 only in how it
+# explains: in plain text, all rationales of a problem sampled in one request (n = explanations),
+# as LbT writes its rationales — the form a Teacher trainer trains on.
 TEACHER_PROMPTS: dict[str, dict[str, str]] = {
     "v1": {
-        "refine": (
-            "You are a mathematics teacher. A student failed the problem below. Write ONE new problem "
-            "that targets the student's error while keeping the mathematical essence of the original, "
-            'with a worked solution and its final answer (a number). Reply as JSON: {"problem": ..., '
-            '"solution": ..., "answer": ...}'
-        ),
-        "write": (
-            "You are a mathematics teacher. Write ONE new practice problem like the example, with a "
-            'worked solution and its final answer (a number). Reply as JSON: {"problem": ..., '
-            '"solution": ..., "answer": ...}'
-        ),
+        "refine": _REFINE_V1,
+        "write": _WRITE_V1,
         "explain": (
             "You are a mathematics teacher. Explain step by step how to solve the problem, so that a "
             'student can solve similar problems. Reply as JSON: {"rationale": ..., "answer": ...}'
         ),
     },
+    "v2": {
+        "refine": _REFINE_V1,
+        "write": _WRITE_V1,
+        "explain": (
+            "You are a mathematics teacher. Explain step by step how to solve the problem, so that a "
+            "student can solve similar problems. End with the line: The answer is <number>."
+        ),
+    },
 }
+# How each version's explain prompt asks for its reply.
+_EXPLAINS_AS_JSON = {"v1": True, "v2": False}
 
 
 def refine_task(problem: Problem, failed_response: str | None) -> str:
@@ -131,6 +151,17 @@ def refine_task(problem: Problem, failed_response: str | None) -> str:
         f"Original problem: {problem.question}\nCorrect answer: {problem.answer}\n\n"
         f"Student's attempt:\n{attempt}"
     )
+
+
+@dataclass(frozen=True)
+class Written:
+    """A rationale as the Teacher wrote it: its text, the answer it reaches, and for a model's
+    rationale the exact prompt and raw reply (what a Teacher trainer trains on)."""
+
+    rationale: str
+    answer: str | None
+    prompt: tuple[ChatMessage, ...] = ()
+    completion: str = ""
 
 
 @dataclass(frozen=True)
@@ -378,7 +409,7 @@ class TeacherBase(Role):
         alike = [p for p in others if set(p.skills) & set(problem.skills)] or others
         return rng.sample(alike, min(n, len(alike)))
 
-    async def rationales(self, ctx: Context, problem: Problem) -> list[tuple[str, str | None]]:
+    async def rationales(self, ctx: Context, problem: Problem) -> list[Written]:
         raise NotImplementedError
 
     async def explain(self, ctx: Context, problem: Problem) -> None:
@@ -388,18 +419,20 @@ class TeacherBase(Role):
             ctx.add_problem(item)
         written = await self.rationales(ctx, problem)
         grades = await ctx.grader.grade_many(
-            [(answer or "", problem.answer, problem.question) for _, answer in written]
+            [(w.answer or "", problem.answer, problem.question) for w in written]
         )
-        for (rationale, answer), grade in zip(written, grades, strict=True):
+        for w, grade in zip(written, grades, strict=True):
             # None: the verifier could not judge the rationale's answer (its score is then unknown).
-            right = (answer is not None and grade.correct) if grade.graded else None
+            right = (w.answer is not None and grade.correct) if grade.graded else None
             message = ctx.emit(
                 Explanation(
                     problem_id=problem.id,
                     question=problem.question,
-                    rationale=rationale,
-                    answer=answer,
+                    rationale=w.rationale,
+                    answer=w.answer,
                     exam=[ExamItem(problem_id=p.id, question=p.question) for p in exam],
+                    prompt=[{"role": m["role"], "content": m["content"]} for m in w.prompt],
+                    completion=w.completion,
                 )
             )
             self._explained[message.id] = (problem.id, right)
@@ -417,15 +450,17 @@ class TeacherBase(Role):
             lbt = sum(r.correct for r in group) / total if total else 0.0
             # A score needs both halves judged: the rationale's own answer and some exam answer.
             graded = right is not None and total > 0
+            weight = self.params.score_weight
             ctx.emit(
                 ExplanationScored(
                     explanation_id=explanation_id,
                     problem_id=problem_id,
                     correct=bool(right),
                     lbt_score=lbt,
-                    score=0.5 * float(bool(right)) + 0.5 * lbt,
+                    score=explanation_score(bool(right), lbt, weight),
                     students=len(group),
                     graded=graded,
+                    weight=weight,
                 ),
                 outcome=Outcome(
                     attempts=total,
@@ -523,8 +558,8 @@ class ProceduralTeacher(TeacherBase):
             return False, f"the answer is {_number(derived)}, not {answer!r}"
         return True, "answer computed and confirmed"
 
-    async def rationales(self, ctx: Context, problem: Problem) -> list[tuple[str, str | None]]:
-        return [(solution_text(problem.solution, problem.answer), problem.answer)]
+    async def rationales(self, ctx: Context, problem: Problem) -> list[Written]:
+        return [Written(solution_text(problem.solution, problem.answer), problem.answer)]
 
 
 @register_role(
@@ -606,19 +641,35 @@ class LLMTeacher(TeacherBase, LLMRole):
             return True, f"{agree}/{len(grades)} independent solutions agree"
         return False, f"only {agree}/{len(grades)} independent solutions reach {answer!r}"
 
-    async def rationales(self, ctx: Context, problem: Problem) -> list[tuple[str, str | None]]:
+    def explain_prompt(self) -> str:
+        """The explain prompt, with the Coach's latest suggestions."""
         system = self.prompts["explain"]
         if self.notes:
             system += "\nYour coach suggested:\n" + "\n".join(f"- {note}" for note in self.notes)
-        out: list[tuple[str, str | None]] = []
+        return system
+
+    def eval_messages(self, question: str) -> list[ChatMessage]:
+        # A Teacher is measured explaining: its explain prompt, whose rationale ends on the answer.
+        return [
+            ChatMessage(role="system", content=self.explain_prompt()),
+            ChatMessage(role="user", content=question),
+        ]
+
+    async def rationales(self, ctx: Context, problem: Problem) -> list[Written]:
+        system = self.explain_prompt()
+        if not _EXPLAINS_AS_JSON[self.prompt_version]:
+            messages = tuple(self.eval_messages(problem.question))
+            result = await self.sample(messages, n=self.params.explanations, seed=ctx.seed("explain"))
+            return [Written(c.text, extract_answer(c.text), messages, c.text) for c in result.completions]
+        out: list[Written] = []
         for i in range(self.params.explanations):
             reply = await self.converse(
                 system, problem.question, seed=ctx.seed("explain", i), output_type=ExplanationContent
             )
             if reply.value is not None:
-                out.append((reply.value.rationale, reply.value.answer))
+                out.append(Written(reply.value.rationale, reply.value.answer, reply.prompt, reply.text))
             else:  # unreadable as JSON: the raw text is the rationale, its answer as extracted
-                out.append((reply.text, extract_answer(reply.text)))
+                out.append(Written(reply.text, extract_answer(reply.text), reply.prompt, reply.text))
         return out
 
     def take_reports(self, ctx: Context, reports: Sequence[CoachReport]) -> None:

@@ -160,8 +160,10 @@ class EngineChatCompletionClient(ChatCompletionClient):
         self._last_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         # The text of the last reply, kept for callers whose agent rejected it (a structured
-        # reply that did not validate), so the raw output can still be recorded.
+        # reply that did not validate), so the raw output can still be recorded; and the chat
+        # messages the engine was given for it, so a trainer can train on exactly that prompt.
         self.last_text = ""
+        self.last_messages: list[ChatMessage] = []
 
     async def create(
         self,
@@ -184,6 +186,7 @@ class EngineChatCompletionClient(ChatCompletionClient):
             else:
                 chat.insert(0, {"role": "system", "content": offer})
         request = GenerationRequest(messages=chat, params=params, adapter=self.adapter)
+        self.last_messages = [ChatMessage(role=m["role"], content=m["content"]) for m in chat]
         task = asyncio.ensure_future(self.engine.generate([request]))
         if cancellation_token is not None:
             cancellation_token.link_future(task)

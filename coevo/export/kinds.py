@@ -32,7 +32,13 @@ from coevo.messages import (
     SolutionSubmitted,
 )
 from coevo.tasks.prompts import solver_messages
-from coevo.trainers.datasets import RowRequest, attempt_records, training_rng
+from coevo.trainers.datasets import (
+    EXPLANATION_EVENTS,
+    RowRequest,
+    attempt_records,
+    scored_explanations,
+    training_rng,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -244,6 +250,11 @@ def _dpo(ctx: KindContext) -> Iterator[Record]:
         yield _about_question(ctx, row, (row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
 
 
+def _lbt_dpo(ctx: KindContext) -> Iterator[Record]:
+    for row in _builder_rows(ctx, "lbt_teacher_dpo"):
+        yield _about_question(ctx, row, (row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
+
+
 def _generator(ctx: KindContext) -> Iterator[Record]:
     view = ctx.view
     for row in _builder_rows(ctx, "socratic_generator_sft"):
@@ -293,40 +304,31 @@ def _keeps_message(ctx: KindContext, message: Message) -> bool:
 def _lbt(ctx: KindContext) -> Iterator[Record]:
     view = ctx.view
     run = view.run
-    # Explanations waiting for their score; a score comes in the explanation's own round, so
-    # those of earlier rounds are dropped as the stream moves on (memory stays one round's worth).
-    pending: dict[str, Explanation] = {}
-    types = ["Explanation", "ExplanationScored"]
-    for batch in run.store.iter_events(run.run_id, types, ctx.batch_size, until_round=view.as_of):
-        for event in batch:
-            if isinstance(event, Explanation):
-                if _keeps_message(ctx, event) and event.problem_id in view.selected:
-                    if pending and next(iter(pending.values())).round < event.round:
-                        pending = {k: e for k, e in pending.items() if e.round >= event.round}
-                    pending[event.id] = event
-                continue
-            assert isinstance(event, ExplanationScored)
-            explanation = pending.pop(event.explanation_id, None)
-            if explanation is None or not event.graded:  # a score nobody could judge is no label
-                continue
-            info = view.infos.get(explanation.problem_id)
-            question = info.question if info is not None else explanation.question
-            row = {
-                "explanation_id": explanation.id,
-                "problem_id": explanation.problem_id,
-                "problem": question,
-                "answer": info.answer if info is not None else None,
-                "rationale": explanation.rationale,
-                "rationale_answer": explanation.answer,
-                "correct": event.correct,
-                "lbt_score": event.lbt_score,
-                "score": event.score,
-                "students": event.students,
-                "round": explanation.round,
-                "teacher": explanation.sender,
-                "policy_version": explanation.policy_version,
-            }
-            yield Record(row, question, (explanation.rationale,), (info,) if info else ())
+
+    def keep(explanation: Explanation) -> bool:
+        return _keeps_message(ctx, explanation) and explanation.problem_id in view.selected
+
+    events = run.store.iter_events(run.run_id, EXPLANATION_EVENTS, ctx.batch_size, until_round=view.as_of)
+    for explanation, event in scored_explanations(events, keep):
+        info = view.infos.get(explanation.problem_id)
+        question = info.question if info is not None else explanation.question
+        row = {
+            "explanation_id": explanation.id,
+            "problem_id": explanation.problem_id,
+            "problem": question,
+            "answer": info.answer if info is not None else None,
+            "rationale": explanation.rationale,
+            "rationale_answer": explanation.answer,
+            "correct": event.correct,
+            "lbt_score": event.lbt_score,
+            "score": event.score,
+            "weight": event.weight,
+            "students": event.students,
+            "round": explanation.round,
+            "teacher": explanation.sender,
+            "policy_version": explanation.policy_version,
+        }
+        yield Record(row, question, (explanation.rationale,), (info,) if info else ())
 
 
 def _coach(ctx: KindContext) -> Iterator[Record]:
@@ -445,6 +447,27 @@ trainer.train()""",
             "socratic_solver_dpo",
         ),
         Kind(
+            "lbt_dpo",
+            "a Teacher's explain prompt with a preferred and a rejected rationale it wrote for it",
+            "`coevo.trainers.datasets.lbt_teacher_dpo_rows`, the builder of Learning by Teaching's M2 "
+            "(`lbt_teacher_dpo`): per problem, pairs of the Teacher's rationales written for the same "
+            "prompt whose scores (w * correctness + (1 - w) * the Students' exam accuracy) differ by "
+            "more than `score_gap`, at most `max_pairs_per_problem`, the prompt and both rationales "
+            "exactly as the Teacher was given and wrote them (a model Teacher's only).",
+            (
+                Column("prompt", _messages, "the Teacher's chat prompt: its explain prompt and the problem"),
+                Column("chosen", _messages, "the rationale with the higher score"),
+                Column("rejected", _messages, "the rationale with the lower score"),
+            ),
+            _lbt_dpo,
+            """from trl import DPOConfig, DPOTrainer
+
+trainer = DPOTrainer(model=MODEL, args=DPOConfig(output_dir="out"), train_dataset=ds)
+trainer.train()""",
+            ("teacher",),
+            "lbt_teacher_dpo",
+        ),
+        Kind(
             "grpo",
             "a Solver prompt and the reference answer a reward function checks completions against",
             "The curriculum's problems (flagged in the curriculum as of the last selected round) as "
@@ -504,8 +527,9 @@ trainer.train()""",
             "a Teacher's rationale for a problem, scored by the exams of the Students it taught",
             "Learning by Teaching: each Explanation a Teacher wrote, joined with its ExplanationScored "
             "event: whether the rationale's own answer is right, its LbT score (the Students' exam "
-            "accuracy after being taught with it) and its score 0.5 * correctness + 0.5 * LbT score "
-            "(LbT's M2 preference score: rank a problem's rationales by it for DPO).",
+            "accuracy after being taught with it) and its score w * correctness + (1 - w) * LbT score "
+            "(LbT's M2 preference score, w the Teacher's `score_weight`, 0.5 by default; the "
+            "`lbt_dpo` kind holds the pairs coevo's Teacher trainer builds from it).",
             (
                 Column("explanation_id", _string, "the Explanation event's id"),
                 Column("problem_id", _string, "the problem explained"),
@@ -515,7 +539,10 @@ trainer.train()""",
                 Column("rationale_answer", _string, "the answer the rationale reaches"),
                 Column("correct", _bool, "whether that answer is right"),
                 Column("lbt_score", _float, "the Students' exam accuracy"),
-                Column("score", _float, "0.5 * correctness + 0.5 * LbT score"),
+                Column("score", _float, "weight * correctness + (1 - weight) * LbT score"),
+                Column(
+                    "weight", _float, "the weight of correctness in the score (the Teacher's score_weight)"
+                ),
                 Column("students", _int, "Students whose exams are counted"),
                 Column("round", _int, "the round it was written in"),
                 Column("teacher", _string, "the Teacher agent"),

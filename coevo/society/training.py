@@ -318,6 +318,7 @@ class TrainingService:
                 adapter=role.policy.adapter,
                 params=SamplingParams(temperature=0.0, max_tokens=schedule.eval_max_tokens),
                 progress=False,
+                prompt=role.eval_messages,
                 verifier=self.grader,
             )
             per_skill = {skill: acc for skill, (_, acc) in report.per_skill.items()}

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coevo.messages import Demonstration
+from coevo.messages import Demonstration, Event, Explanation, ExplanationScored
+from coevo.tasks.lbt import ScoredRationale
 from coevo.tasks.prompts import solver_messages
 from coevo.trainers.records import AttemptRec, DemoRec, ProblemRec, with_replay
 
 if TYPE_CHECKING:
     from coevo.memory.store import Store
     from coevo.memory.tables import AttemptRecord, ProblemRecord
+    from coevo.trainers.lbt_teacher_dpo_config import LbTTeacherDPOConfig
     from coevo.trainers.sft_config import CorrectSFTConfig
     from coevo.trainers.socratic_generator_sft_config import GeneratorSFTConfig
     from coevo.trainers.socratic_solver_dpo_config import SolverDPOConfig
@@ -70,6 +72,10 @@ class Selection:
                 if (flagged or not in_curriculum) and self.keeps_problem(p.problem_id):
                     found[p.problem_id] = p
         return found
+
+    def keeps_message(self, message: Event) -> bool:
+        by_policy = self.policies is None or message.policy_version in self.policies
+        return by_policy and self.keeps_round(message.round)
 
     def attempts(self, store: Store, run_id: str, agent: str | None = None) -> Iterator[AttemptRecord]:
         """The run's graded attempts (by `agent`, if given) the selection keeps, in stored order.
@@ -123,6 +129,75 @@ def attempt_records(
     return records
 
 
+EXPLANATION_EVENTS = ("Explanation", "ExplanationScored")
+
+
+def run_order(message: Event) -> tuple[int, int, str]:
+    """A message's place in its run: round, episode, id. Events are stored in the order concurrent
+    episodes happened to journal them, which timing decides; rows built from events follow this
+    order instead (ids derive from the run, never the clock), so a seed gives the same rows."""
+    return (message.round, -1 if message.episode is None else message.episode, message.id)
+
+
+def scored_explanations(
+    batches: Iterable[list[Event]], keep: Callable[[Explanation], bool]
+) -> Iterator[tuple[Explanation, ExplanationScored]]:
+    """Each Explanation that `keep` keeps, with its ExplanationScored, from a run's
+    Explanation and ExplanationScored events in stored order (`EXPLANATION_EVENTS`). A score nobody
+    could judge (`graded` false) is no label: its explanation is left out.
+
+    A score comes in its explanation's own round, so explanations of earlier rounds still waiting
+    are dropped as the stream moves on: memory holds one round's worth."""
+    pending: dict[str, Explanation] = {}
+    for batch in batches:
+        for event in batch:
+            if isinstance(event, Explanation):
+                if keep(event):
+                    if pending and next(iter(pending.values())).round < event.round:
+                        pending = {k: e for k, e in pending.items() if e.round >= event.round}
+                    pending[event.id] = event
+            elif isinstance(event, ExplanationScored):
+                explanation = pending.pop(event.explanation_id, None)
+                if explanation is not None and event.graded:
+                    yield explanation, event
+
+
+def lbt_teacher_dpo_rows(request: RowRequest, settings: LbTTeacherDPOConfig) -> Rows:
+    """LbT M2 pairs of the agent's own rationales (those with the prompt and text it was given and
+    wrote: a model's), new rounds' pairs plus `replay_fraction` of older ones."""
+    from coevo.trainers.lbt_teacher_dpo_trainer import build_lbt_pairs
+
+    selection = request.selection
+
+    def keep(e: Explanation) -> bool:
+        mine = e.sender == request.agent and bool(e.completion) and bool(e.prompt)
+        return mine and selection.keeps_message(e) and selection.keeps_problem(e.problem_id)
+
+    events = request.store.iter_events(request.run_id, EXPLANATION_EVENTS, until_round=selection.as_of_round)
+    new: list[ScoredRationale] = []
+    old: list[ScoredRationale] = []
+    joined = sorted(scored_explanations(events, keep), key=lambda pair: run_order(pair[0]))
+    for explanation, scored in joined:
+        rationale = ScoredRationale(
+            problem_id=explanation.problem_id,
+            prompt=tuple((m["role"], m["content"]) for m in explanation.prompt),
+            completion=explanation.completion,
+            correct=scored.correct,
+            lbt_score=scored.lbt_score,
+            weight=scored.weight,
+        )
+        if explanation.round in request.window:
+            new.append(rationale)
+        elif explanation.round < request.window.start:
+            old.append(rationale)
+    return with_replay(
+        build_lbt_pairs(new, settings, request.rng),
+        build_lbt_pairs(old, settings, request.rng),
+        settings.replay_fraction,
+        request.rng,
+    )
+
+
 def solver_dpo_rows(request: RowRequest, settings: SolverDPOConfig) -> Rows:
     """Socratic-Zero Solver pairs: new rounds' pairs plus `replay_fraction` of older ones."""
     from coevo.trainers.socratic_solver_dpo_trainer import build_dpo_pairs
@@ -151,28 +226,30 @@ def generator_sft_rows(request: RowRequest, settings: GeneratorSFTConfig) -> Row
     for a in anywhere.attempts(store, run_id):
         success.setdefault(a.problem_id, []).append(a.correct)
     problems = anywhere.problems(store, run_id)
-    demos = []
+    sent: list[Demonstration] = []
     for batch in store.iter_events(run_id, types=["Demonstration"], until_round=selection.as_of_round):
         for event in batch:
             assert isinstance(event, Demonstration)
-            if request.agent not in event.recipients or not selection.keeps_round(event.round):
-                continue
-            outcomes = success.get(event.target_problem_id)
-            target = problems.get(event.target_problem_id)
-            source = problems.get(event.source_problem_id)
-            if not outcomes or target is None or source is None:
-                continue
-            if not selection.keeps_problem(source.problem_id):
-                continue
-            demos.append(
-                DemoRec(
-                    source_question=source.question,
-                    failed_response=event.failed_response,
-                    target_question=target.question,
-                    target_answer=target.answer,
-                    target_success_rate=sum(outcomes) / len(outcomes),
-                )
+            if request.agent in event.recipients and selection.keeps_round(event.round):
+                sent.append(event)
+    demos = []
+    for event in sorted(sent, key=run_order):
+        outcomes = success.get(event.target_problem_id)
+        target = problems.get(event.target_problem_id)
+        source = problems.get(event.source_problem_id)
+        if not outcomes or target is None or source is None:
+            continue
+        if not selection.keeps_problem(source.problem_id):
+            continue
+        demos.append(
+            DemoRec(
+                source_question=source.question,
+                failed_response=event.failed_response,
+                target_question=target.question,
+                target_answer=target.answer,
+                target_success_rate=sum(outcomes) / len(outcomes),
             )
+        )
     return build_generator_sft(demos, settings.weight_center, settings.weight_sigma)
 
 

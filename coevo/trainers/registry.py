@@ -20,9 +20,11 @@ from coevo.trainers.datasets import (
     Rows,
     correct_sft_rows,
     generator_sft_rows,
+    lbt_teacher_dpo_rows,
     solver_dpo_rows,
     stat_sft_rows,
 )
+from coevo.trainers.lbt_teacher_dpo_config import LbTTeacherDPOConfig
 from coevo.trainers.sft_config import CorrectSFTConfig
 from coevo.trainers.sft_trainer import train_sft
 from coevo.trainers.socratic_generator_sft_config import GeneratorSFTConfig
@@ -81,6 +83,15 @@ def _demonstrations(view: FlowView, agent: str) -> str | None:
     return None
 
 
+def _scored_explanations(view: FlowView, agent: str) -> str | None:
+    if view.sends(agent, "Explanation") and view.receives(agent, "ExamResult"):
+        return None
+    return (
+        f"trains on {agent}'s explanations scored by its Students' exams, but no Explanation edge "
+        f"leads from {agent} to a student and back as ExamResult"
+    )
+
+
 TRAINERS: dict[str, TrainerKind] = {
     kind.name: kind
     for kind in (
@@ -101,6 +112,16 @@ TRAINERS: dict[str, TrainerKind] = {
             generator_sft_rows,
             train_generator_sft,
             _demonstrations,
+        ),
+        TrainerKind(
+            "lbt_teacher_dpo",
+            "Learning by Teaching M2: Teacher DPO (+NLL) on its rationales ranked by correctness and "
+            "its Students' exam accuracy.",
+            LbTTeacherDPOConfig,
+            frozenset({"teacher"}),
+            lbt_teacher_dpo_rows,
+            train_solver_dpo,
+            _scored_explanations,
         ),
         TrainerKind(
             "stat_sft",

@@ -21,9 +21,16 @@ from typing import Any
 
 from coevo.engines.base import ChatMessage
 from coevo.tasks.prompts import solution_text, solver_messages
-from coevo.trainers.common import TrainResult, finish, load_policy, require_rows, scratch_dir, trainer_kwargs
+from coevo.trainers.common import (
+    DPOSettings,
+    TrainResult,
+    finish,
+    load_policy,
+    require_rows,
+    scratch_dir,
+    trainer_kwargs,
+)
 from coevo.trainers.records import AttemptRec
-from coevo.trainers.socratic_solver_dpo_config import SolverDPOConfig
 
 
 def build_dpo_pairs(
@@ -60,13 +67,15 @@ def build_dpo_pairs(
 
 
 def train_solver_dpo(
-    config: SolverDPOConfig,
+    config: DPOSettings,
     pairs: list[dict[str, Any]],
     base_model: str,
     init_adapter: Path | None,
     output_dir: Path,
 ) -> TrainResult:
-    """DPO (+ NLL on chosen when `rpo_alpha` > 0) on `pairs`; the adapter is saved to `output_dir`."""
+    """DPO (+ NLL on chosen when `rpo_alpha` > 0) on conversational `pairs`; the adapter is saved
+    to `output_dir`. Every DPO kind trains with it (the Solver's, the LbT Teacher's): only the rows
+    differ."""
     require_rows(pairs, "preference pairs")
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer

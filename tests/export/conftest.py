@@ -20,7 +20,7 @@ RUNS = {
     "demo": UNTRAINED,
     "demo_static": UNTRAINED,
     "socratic_zero": [*UNTRAINED, "agents.generator.trainable=false", "agents.generator.lora=null"],
-    "lbt": [],
+    "lbt": ["trainers=[]", "agents.teacher.trainable=false", "agents.teacher.lora=null"],
     "coach": [],
 }
 

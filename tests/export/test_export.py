@@ -32,6 +32,7 @@ EXPORTS = [
     ("demo", "kto"),
     ("socratic_zero", "generator"),
     ("lbt", "lbt"),
+    ("lbt", "lbt_dpo"),
     ("coach", "coach"),
 ]
 

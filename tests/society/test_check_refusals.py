@@ -339,3 +339,28 @@ def test_configs_too_deep_and_pool_questions_too_long_are_refused(tmp_path: Path
     big.write_text(SOCIETY + "#" * (5 * 2**20) + "\n")
     with pytest.raises(ConfigError, match="over the 4,194,304 a config may hold"):
         load_config(big)
+
+
+def test_a_teacher_trainer_needs_a_model_teacher_whose_explanations_come_back_scored() -> None:
+    # LbT's Teacher DPO: on the Solver it is refused naming both roles; on a procedural Teacher
+    # (no model) and on a Teacher whose Explanations no Student answers, refused with the reason.
+    on_solver = TRAINED.replace("socratic_solver_dpo", "lbt_teacher_dpo")
+    assert (
+        refusal(on_solver, "trainers.0.agent").message
+        == "lbt_teacher_dpo trains a teacher, but 'solver' is a solver"
+    )
+    procedural = (
+        SOCIETY.replace("policy: procedural,", "policy: procedural, trainable: true,")
+        + "trainers:\n  - {kind: lbt_teacher_dpo, agent: teacher}\n"
+    )
+    assert "has no model to train" in refusal(procedural, "agents.teacher.trainable").message
+    unanswered = (
+        SOCIETY.replace(
+            "teacher: {role: teacher, policy: procedural,",
+            "teacher: {role: teacher, policy: llm, engine: local, trainable: true,",
+        )
+        + "trainers:\n  - {kind: lbt_teacher_dpo, agent: teacher}\n"
+    )
+    assert "no Explanation edge leads from teacher to a student and back as ExamResult" in (
+        refusal(unanswered, "trainers.0").message
+    )

@@ -74,11 +74,11 @@ def _on_tiny(path: Path, tiny_model: str) -> list[str]:
     ]
 
 
-# Trained across processes here: the config with both kinds of Socratic-Zero trainer (the Solver's
-# DPO is also trained by test_check_determinism_from_the_command_line on the demo, and on the
-# transformers engine below). The other shipped configs are checked with their trainers off, which
-# keeps this test to seconds per config.
-TRAINED_HERE = {"socratic_zero.yaml"}
+# Trained across processes here: the config with both kinds of Socratic-Zero trainer and LbT's
+# Teacher trainer (the Solver's DPO is also trained by test_check_determinism_from_the_command_line
+# on the demo, and on the transformers engine below). The other shipped configs are checked with
+# their trainers off, which keeps this test to seconds per config.
+TRAINED_HERE = {"socratic_zero.yaml", "lbt.yaml"}
 
 
 def _untrained(path: Path) -> list[str]:

@@ -114,3 +114,79 @@ def test_socratic_zero_trains_its_solver_and_generator_on_the_run_s_records(
     check_served(store, run_id, engine, "solver", 1, 0)
     check_served(store, run_id, engine, "solver", 2, 1)
     check_served(store, run_id, engine, "generator", 1, 1)
+
+
+def test_lbt_trains_its_teacher_on_its_scored_rationales_and_serves_the_next_round(
+    tiny_model: str, tmp_path: Path, trainings: list[Training]
+) -> None:
+    # LbT's M2 as configs/lbt.yaml ships it: each row pairs two rationales the Teacher wrote for the
+    # same stored prompt in the round just played, the chosen one scored more than the gap higher
+    # by the run's own ExplanationScored events; the next round's rationales come from the adapter.
+    from coevo.messages import Explanation, ExplanationScored
+
+    config = load_config(
+        CONFIGS / "lbt.yaml",
+        [f"engines.local.model={tiny_model}", "schedule.problems_per_round=4", f"trainers.0.args={{{STEP}}}"],
+    )
+    store, run_id, engine = run(config, tmp_path / "run")
+    assert [t.kind for t in trainings] == ["lbt_teacher_dpo"] * 2
+    events = store.events(run_id)
+    scores = {e.explanation_id: e for e in events if isinstance(e, ExplanationScored)}
+    for round_index, training in enumerate(trainings):
+        written = {
+            (e.completion, tuple(m["content"] for m in e.prompt)): e
+            for e in events
+            if isinstance(e, Explanation) and e.round == round_index and e.sender == "teacher"
+        }
+        assert training.rows, "no pairs: the test's society gives none to check"
+        for row in training.rows:
+            prompt = tuple(m["content"] for m in row["prompt"])
+            chosen = written[(row["chosen"][-1]["content"], prompt)]
+            rejected = written[(row["rejected"][-1]["content"], prompt)]
+            assert chosen.problem_id == rejected.problem_id
+            high, low = scores[chosen.id], scores[rejected.id]
+            assert high.graded and low.graded and high.score - low.score > 0.3 + 1e-9
+        per_problem: dict[str, int] = {}
+        for row in training.rows:
+            problem = written[
+                (row["chosen"][-1]["content"], tuple(m["content"] for m in row["prompt"]))
+            ].problem_id
+            per_problem[problem] = per_problem.get(problem, 0) + 1
+        assert max(per_problem.values()) <= 8
+    check_served(store, run_id, engine, "teacher", 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "agent"),
+    [("socratic_zero", "socratic_generator_sft", "generator"), ("lbt", "lbt_teacher_dpo", "teacher")],
+)
+def test_rows_built_from_events_do_not_depend_on_the_order_they_were_journaled(
+    name: str, kind: str, agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Concurrent episodes journal their events in whatever order they run (on a loaded machine,
+    # another than on an idle one), so a builder reading events must not follow that order: the
+    # cross-process determinism check caught both of these on a busy machine.
+    from coevo.trainers.datasets import RowRequest, training_rng
+    from coevo.trainers.registry import TRAINERS
+
+    trainable = [a for a, spec in load_config(CONFIGS / f"{name}.yaml").agents.items() if spec.trainable]
+    off = [f"agents.{a}.{field}" for a in trainable for field in ("trainable=false", "lora=null")]
+    config = load_config(CONFIGS / f"{name}.yaml", ["trainers=[]", *off, "schedule.rounds=2"])
+    store, run_id, _ = run(config, tmp_path / "run")
+    trainer = TRAINERS[kind]
+
+    def rows() -> list[dict[str, object]]:
+        request = RowRequest(store, run_id, agent, range(0, 2), training_rng(0, kind, 1))
+        return trainer.rows(request, trainer.config_class())
+
+    stored = rows()
+    journaled = Store.iter_events
+
+    def episodes_reversed(self: Store, *args: object, **kwargs: object) -> object:
+        # The episodes journaled last-first, each episode's own events in their order (a reply
+        # always follows what it answers).
+        for batch in journaled(self, *args, **kwargs):  # type: ignore[arg-type]
+            yield sorted(batch, key=lambda e: -1 if e.episode is None else -e.episode)
+
+    monkeypatch.setattr(Store, "iter_events", episodes_reversed)
+    assert stored and rows() == stored

@@ -172,3 +172,36 @@ def test_socratic_zero_trains_its_solver_and_generator_and_serves_them(
         check_rows(training, store, run_id, agent, 1)
     loaded = [(e.agent, e.version) for e in store.events(run_id, types=["AdapterLoaded"])]  # type: ignore[union-attr]
     assert loaded == [("solver", "v1"), ("generator", "v1")]
+
+
+def test_lbt_trains_its_teacher_on_the_rationales_it_wrote_and_serves_it(
+    engine: TransformersEngine, tmp_path: Path, trainings: list[Training]
+) -> None:
+    # configs/lbt.yaml on the built-in model, one round: the Teacher's pairs are rationales the
+    # model wrote (each a completion stored on an Explanation, for the prompt stored with it), and
+    # the adapter trained on them is loaded for the Teacher.
+    config = load_config(
+        CONFIGS / "lbt.yaml",
+        [
+            "engines.local.kind=transformers",
+            "engines.local.options={}",
+            "agents.teacher.curriculum.levels={digits: [1, 1], steps: [1, 1], distractors: [0, 0]}",
+            "agents.teacher.params.exam_problems=1",
+            "agents.teacher.sampling.max_tokens=48",
+            *(f"agents.student_{s}.params.exam_tries=2" for s in "abc"),
+            *(f"agents.student_{s}.sampling.max_tokens=24" for s in "abc"),
+            "schedule.rounds=1",
+            "schedule.problems_per_round=2",
+            f"trainers.0.args={{{ONE_STEP}}}",
+        ],
+    )
+    store, run_id = run(config, tmp_path / "run", engine)
+    [training] = trainings
+    assert training.kind == "lbt_teacher_dpo" and training.rows
+    explanations = store.events(run_id, types=["Explanation"])
+    written = {(e.completion, tuple(m["content"] for m in e.prompt)) for e in explanations}  # type: ignore[union-attr]
+    for row in training.rows:
+        prompt = tuple(m["content"] for m in row["prompt"])
+        assert (text(row["chosen"]), prompt) in written and (text(row["rejected"]), prompt) in written
+    [loaded] = store.events(run_id, types=["AdapterLoaded"])
+    assert loaded.agent == "teacher" and loaded.version == "v1"  # type: ignore[union-attr]

@@ -146,6 +146,57 @@ def test_dpo_raises_the_chosen_over_rejected_margin_then_raises_it_again(
     ]
 
 
+# --- LbT Teacher DPO (M2) ----------------------------------------------------------------------------
+
+TEACHER_SYSTEM = "You are a mathematics teacher. Explain step by step how to solve the problem."
+
+
+def teacher_texts() -> list[tuple[list[ChatMessage], str, str]]:
+    """(prompt, the rationale its Students learned from, one they did not), per problem."""
+    return [
+        (
+            [{"role": "system", "content": TEACHER_SYSTEM}, {"role": "user", "content": q}],
+            f"Add {i} and 5: {i} + 5 = {a}. The answer is {a}.",
+            f"Count up: the answer is {a - 1}.",
+        )
+        for i, q, a in QUESTIONS
+    ]
+
+
+@pytest.mark.slow
+def test_lbt_teacher_dpo_raises_the_better_taught_rationale_s_margin(tiny_model: str, tmp_path: Path) -> None:
+    from coevo.tasks.lbt import ScoredRationale
+    from coevo.trainers.lbt_teacher_dpo_config import LbTTeacherDPOConfig
+    from coevo.trainers.lbt_teacher_dpo_trainer import build_lbt_pairs
+
+    texts = teacher_texts()
+
+    def scored(pid: str, prompt: list[ChatMessage], text: str, correct: bool, lbt: float) -> ScoredRationale:
+        return ScoredRationale(pid, tuple((m["role"], m["content"]) for m in prompt), text, correct, lbt, 0.5)
+
+    # The rejected rationale is listed first: the builder must order each pair by score.
+    rationales = [
+        r
+        for i, (prompt, good, bad) in enumerate(texts)
+        for r in (scored(f"p{i}", prompt, bad, False, 0.2), scored(f"p{i}", prompt, good, True, 0.9))
+    ]
+    kind = TRAINERS["lbt_teacher_dpo"]
+    config = LbTTeacherDPOConfig(learning_rate=2e-2, **FAST)
+    pairs = build_lbt_pairs(rationales, config, random.Random(0))
+    assert len(pairs) == len(texts)
+
+    def teacher_margins(adapter: Path | None) -> list[float]:
+        good = completion_logps(tiny_model, adapter, [(p, g) for p, g, _ in texts])
+        bad = completion_logps(tiny_model, adapter, [(p, b) for p, _, b in texts])
+        return [g - b for (g, _), (b, _) in zip(good, bad, strict=True)]
+
+    untrained = teacher_margins(None)
+    result = kind.train(config, pairs, tiny_model, None, tmp_path / "v1")
+    trained = teacher_margins(result.adapter_path)
+    # With chosen and rejected swapped in the builder, every margin falls instead.
+    assert all(t > u + 0.25 for t, u in zip(trained, untrained, strict=True)), (untrained, trained)
+
+
 # --- SFT (sft, stat_sft) -------------------------------------------------------------------------------
 
 
