@@ -70,12 +70,14 @@ def register_role(
     outcomes: Iterable[str] = (),
     holdable: Iterable[str] = (),
     prompts: Iterable[str] = (DEFAULT_PROMPT_VERSION,),
+    opening_counts: Callable[[Any], Mapping[str, int]] | None = None,
 ) -> Callable[[R], R]:
     """Class decorator: register a `Role` subclass under `name` (and `policy`, for a variant).
 
     `outcomes`: the types it emits with an `Outcome` (what `when:` conditions read); `holdable`:
     the accepted types it can be handed as the opening of a later round's episode
-    (`deliver: next_round`); `prompts`: the prompt versions it has (the keys of its prompt table).
+    (`deliver: next_round`); `prompts`: the prompt versions it has (the keys of its prompt table);
+    `opening_counts`: how many of each opening type one opening sends, from the agent's params.
     """
 
     def wrap(cls: R) -> R:
@@ -93,6 +95,7 @@ def register_role(
             outcomes=frozenset(outcomes),
             holdable=frozenset(holdable),
             prompts=frozenset(prompts),
+            opening_counts=opening_counts,
         )
         add_role(spec)
         cls.spec = spec

@@ -202,6 +202,9 @@ class RoleSpec:
     holdable: frozenset[str] = frozenset()
     # The `prompt_version`s an agent of this role may name: the keys of the prompt tables it reads.
     prompts: frozenset[str] = frozenset({DEFAULT_PROMPT_VERSION})
+    # How many of each opening type one opening sends, given the agent's params (an LLM Teacher
+    # sends `explanations` rationales); None: one of each. An opening edge's turns follow it.
+    opening_counts: Callable[[Any], Mapping[str, int]] | None = None
 
     @property
     def label(self) -> str:

@@ -562,6 +562,10 @@ class ProceduralTeacher(TeacherBase):
         return [Written(solution_text(problem.solution, problem.answer), problem.answer)]
 
 
+def _rationales_per_problem(params: LLMTeacherParams) -> dict[str, int]:
+    return {"Explanation": params.explanations}
+
+
 @register_role(
     "teacher",
     policy="llm",
@@ -573,6 +577,7 @@ class ProceduralTeacher(TeacherBase):
     params=LLMTeacherParams,
     outcomes=_TEACHER_OUTCOMES,
     prompts=TEACHER_PROMPTS,
+    opening_counts=_rationales_per_problem,
 )
 class LLMTeacher(TeacherBase, LLMRole):
     def __init__(self, build: RoleBuild) -> None:

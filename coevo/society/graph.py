@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from coevo.agents.catalog import all_specs, role_spec
 from coevo.agents.registry import RoleRegistryError
 from coevo.agents.role import RoleSpec
@@ -118,7 +120,9 @@ def validate_graph(config: SocietyConfig) -> list[ConfigIssue]:
     issues += _duplicate_issues(config)
     issues += _hold_issues(config)
     issues += _reply_issues(config)
-    # Before the cycle check, which reads the turns this fills in.
+    # Before the cycle check, which reads the turns these fill in (replies after openings: a
+    # reply edge's turns follow the turns of the edges that bring the work).
+    issues += _opening_turn_issues(config)
     issues += _reply_turn_issues(config)
     graph = build_graph(config)
     issues += _cycle_issues(config, graph)
@@ -399,6 +403,37 @@ def _turns(
     if given or spec is None or not answered_work(spec, edge.message):
         return math.inf if edge.max_turns is None else edge.max_turns
     return _owed(config, specs, live, opening, index, memo, visiting)
+
+
+def _opening_turn_issues(config: SocietyConfig) -> list[ConfigIssue]:
+    """An edge carrying what its source sends when it opens an episode carries all of it: its
+    default turns are how many one opening sends (an LLM Teacher's `explanations` rationales), and
+    a smaller given `max_turns` is refused (the rest would be stored and never delivered)."""
+    issues: list[ConfigIssue] = []
+    for index, edge in enumerate(config.graph):
+        spec = agent_spec(config, edge.source)
+        if spec is None or spec.opening_counts is None or edge.message not in spec.opens:
+            continue
+        try:
+            params = spec.params.model_validate(config.agents[edge.source].params)
+        except ValidationError:
+            continue  # reported with the agent's params
+        need = spec.opening_counts(params).get(edge.message, 1)
+        if "max_turns" not in edge.model_fields_set:
+            edge.max_turns = need
+        elif edge.max_turns is not None and edge.max_turns < need:
+            issues.append(
+                config.issue(
+                    "graph",
+                    index,
+                    "max_turns",
+                    message=f"'{edge.source}' sends {need} {edge.message} messages each time it opens an "
+                    f"episode (its params), but this edge carries {edge.max_turns}: the rest would be "
+                    f"stored and never delivered; leave `max_turns` out (it then follows) or make it at "
+                    f"least {need}",
+                )
+            )
+    return issues
 
 
 def _reply_turn_issues(config: SocietyConfig) -> list[ConfigIssue]:

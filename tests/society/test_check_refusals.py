@@ -364,3 +364,30 @@ def test_a_teacher_trainer_needs_a_model_teacher_whose_explanations_come_back_sc
     assert "no Explanation edge leads from teacher to a student and back as ExamResult" in (
         refusal(unanswered, "trainers.0").message
     )
+
+
+def test_an_opening_edge_carries_every_rationale_its_teacher_writes() -> None:
+    # An LLM Teacher writing 3 rationales per problem: its Explanation edge carries 3 by default
+    # (and the Student's ExamResult edge, which answers each, follows); a max_turns below that,
+    # which would store rationales no Student ever reads, is refused.
+    lbt = """\
+name: lbt
+engines: {local: {kind: replay}}
+agents:
+  teacher:
+    role: teacher
+    policy: llm
+    engine: local
+    params: {explanations: 3}
+    curriculum: {kind: uniform, skills: [add_carry]}
+  student: {role: student, engine: local}
+graph:
+  - {source: teacher, target: student, message: Explanation}
+  - {source: student, target: teacher, message: ExamResult}
+"""
+    config = parse_config(lbt, "society.yaml")
+    assert [edge.max_turns for edge in config.graph] == [3, 3]
+    short = lbt.replace("message: Explanation}", "message: Explanation, max_turns: 2}")
+    issue = refusal(short, "graph.0.max_turns")
+    assert issue.line == line_of(short, "max_turns: 2")
+    assert "'teacher' sends 3 Explanation messages each time it opens an episode" in issue.message
