@@ -661,11 +661,11 @@ class LLMTeacher(TeacherBase, LLMRole):
         ]
 
     async def rationales(self, ctx: Context, problem: Problem) -> list[Written]:
-        system = self.explain_prompt()
         if not _EXPLAINS_AS_JSON[self.prompt_version]:
             messages = tuple(self.eval_messages(problem.question))
             result = await self.sample(messages, n=self.params.explanations, seed=ctx.seed("explain"))
             return [Written(c.text, extract_answer(c.text), messages, c.text) for c in result.completions]
+        system = self.explain_prompt()
         out: list[Written] = []
         for i in range(self.params.explanations):
             reply = await self.converse(
